@@ -1,0 +1,16 @@
+"""LeNet-5, modernized: the engine behind the book.
+
+    from lenet_core import RunConfig, train_or_load
+    record = train_or_load(RunConfig(dataset="fashion_mnist", act="tanh", seed=1))
+"""
+
+from .config import RunConfig
+from .data import DATASETS, DataError, prepare, splits
+from .model import LeNet5, count_parameters
+from .store import run_key, train_or_load
+from .train import ENGINE_VERSION, evaluate, pick_device, train
+
+__all__ = [
+    "DATASETS", "DataError", "ENGINE_VERSION", "LeNet5", "RunConfig", "count_parameters",
+    "evaluate", "pick_device", "prepare", "run_key", "splits", "train", "train_or_load",
+]

@@ -1,0 +1,164 @@
+"""Command line: `python -m lenet_core {train,test,data} ...`.
+
+User errors (bad names, bad numbers, missing data or runs) end with exit
+status 2 and one line naming what was wrong and what is valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import data, store
+from .config import NAME_CHOICES, RunConfig
+from .data import DataError
+
+
+class UserError(Exception):
+    pass
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # a bare word such as relu
+
+
+def load_config(path: str | None, sets: list[str]) -> RunConfig:
+    """A RunConfig from a JSON file (optionally {"preset": "classic", ...}) plus key=value overrides."""
+    values: dict = {}
+    if path:
+        try:
+            values = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise UserError(f"config file {path} does not exist")
+        except ValueError as exc:
+            raise UserError(f"config file {path} is not valid JSON: {exc}")
+        if not isinstance(values, dict):
+            raise UserError(f"config file {path} must hold a JSON object of configuration keys")
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {item!r} is not key=value (for example --set act=tanh)")
+        values[key.strip()] = _parse_value(value.strip())
+    preset = values.pop("preset", "modern")
+    if preset == "classic":
+        return RunConfig.classic(**values)
+    if preset != "modern":
+        raise UserError(f"unknown preset {preset!r}; valid: modern, classic")
+    return RunConfig.from_dict(values)
+
+
+def cmd_train(args) -> int:
+    config = load_config(args.config, args.set)
+    record = store.train_or_load(config, device=args.device, progress=not args.no_progress, force=args.force)
+    print(store.result_path(record["key"]))
+    return 0
+
+
+def cmd_test(args) -> int:
+    import torch
+
+    from .model import LeNet5
+    from .train import evaluate, pick_device
+
+    key = args.key or store.run_key(load_config(args.config, args.set))
+    record = store.load(key)
+    if record is None:
+        raise UserError(f"no stored run {key} in {store.results_dir()}; train it first with "
+                        f"`python -m lenet_core train -c CONFIG`")
+    ckpt = store.checkpoint_path(key)
+    if not ckpt.exists():
+        raise UserError(f"run {key} is stored but its weights {ckpt} are not (checkpoints are not "
+                        f"committed); retrain with `python -m lenet_core train -c CONFIG --force`")
+    config = RunConfig.from_dict(record["config"])
+    device = pick_device(args.device)
+    weights = torch.load(ckpt, map_location=device, weights_only=True)
+    splits = data.splits(config.dataset, str(device))
+    model = LeNet5(**config.model_kwargs()).to(device)
+    for which in ("last", "best"):
+        if which not in weights:
+            print(f"{key} [{which}]: no weights (run {record['status']})")
+            continue
+        model.load_state_dict(weights[which])
+        result = evaluate(model, splits.test_x, splits.test_y)
+        stored = record["metrics"].get(f"test_acc_{which}")
+        print(f"{key} [{which}]: test accuracy {result['acc']:.4f}, loss {result['loss']:.4f} "
+              f"(stored: {stored if stored is None else f'{stored:.4f}'}; data: {splits.provenance['copy']})")
+    return 0
+
+
+def cmd_data_prepare(args) -> int:
+    for name in args.datasets or list(data.DATASETS):
+        prov = data.prepare(name, mirror=args.mirror, force=args.force)
+        lossy = " LOSSY COPY" if prov["lossy"] else ""
+        print(f"{name}: {prov['n_train']} train / {prov['n_test']} test, from {prov['source']} "
+              f"({prov['location']}){lossy} -> {data.data_dir() / (name + '.pt')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    choices = "; ".join(f"{k}: {', '.join(v)}" for k, v in NAME_CHOICES.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m lenet_core",
+        description="LeNet-5, modernized: train, evaluate and prepare data.",
+        epilog="Configuration keys and their valid names -- " + choices,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,test,data}")
+
+    def config_args(p):
+        p.add_argument("-c", "--config", metavar="FILE",
+                       help='JSON object of configuration keys, e.g. {"act": "tanh", "epochs": 5}; '
+                            '"preset": "classic" starts from the 1998 network')
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one configuration key (repeatable), e.g. --set lr=0.01")
+        p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+
+    p = sub.add_parser("train", help="train a configuration (or load it from the run store)",
+                       description="Train one run and store it under results/<key>.json; "
+                                   "a run already stored is loaded, not retrained.")
+    config_args(p)
+    p.add_argument("--force", action="store_true", help="retrain even if the run is stored")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("test", help="evaluate a stored run's weights on the test set",
+                       description="Re-evaluate the last and best-validation weights of a stored run.")
+    config_args(p)
+    p.add_argument("--key", help="run key (results/<key>.json); or give the configuration instead")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("data", help="prepare the datasets")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="{prepare}")
+    p = dsub.add_parser("prepare", help="import, verify and cache datasets as tensors",
+                        description="Import datasets from an offline mirror (--mirror or $DATA_MIRROR) "
+                                    "or through torchvision's download, verify them and cache them.")
+    p.add_argument("datasets", nargs="*", metavar="DATASET",
+                   help=f"any of {', '.join(data.DATASETS)} (default: all)")
+    p.add_argument("--mirror", metavar="DIR", help="offline mirror folder (default: $DATA_MIRROR, else download)")
+    p.add_argument("--force", action="store_true", help="re-import even if cached")
+    p.set_defaults(func=cmd_data_prepare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "test" and not (args.key or args.config or args.set):
+        parser.exit(2, "python -m lenet_core test: error: give --key KEY or a configuration (-c FILE / --set)\n")
+    if args.command == "data":
+        for name in args.datasets:
+            if name not in data.DATASETS:
+                parser.exit(2, f"python -m lenet_core data prepare: error: unknown dataset {name!r}; "
+                               f"valid: {', '.join(data.DATASETS)}\n")
+    try:
+        return args.func(args)
+    except (UserError, ValueError, DataError) as exc:
+        print(f"python -m lenet_core {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130

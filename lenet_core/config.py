@@ -1,0 +1,155 @@
+"""The run configuration: every choice of one training run, validated where it is built."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .data import DATASETS
+from .model import ACTIVATIONS, INITIALIZERS, POOLS
+
+# Names the training loop understands; it looks them up in these same tables.
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "one_cycle", "lecun1998")
+AUGMENTATIONS = ("none", "shift", "flip", "shift_flip")
+
+NAME_CHOICES: dict[str, tuple[str, ...]] = {
+    "dataset": tuple(DATASETS),
+    "act": tuple(ACTIVATIONS),
+    "pool": tuple(POOLS),
+    "init": tuple(INITIALIZERS),
+    "optimizer": OPTIMIZERS,
+    "schedule": SCHEDULES,
+    "augment": AUGMENTATIONS,
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run. Defaults: the modern ReLU / max-pool LeNet-5 with Adam."""
+
+    dataset: str = "mnist"
+    # network
+    act: str = "relu"
+    pool: str = "max"
+    init: str = "default"
+    c3_table: bool = False  # the 1998 partial connection table between S2 and C3
+    batch_norm: bool = False
+    dropout: float = 0.0
+    # optimization
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    schedule: str = "constant"
+    batch_size: int = 128
+    epochs: int = 10
+    # regularization
+    weight_decay: float = 0.0  # L2, through the optimizer (decoupled for adamw)
+    l1: float = 0.0  # penalty on the sum of |weights| of conv and linear layers
+    label_smoothing: float = 0.0
+    augment: str = "none"
+    patience: int = 0  # early stopping on validation loss; 0 = off
+    # data and randomness
+    train_size: int = 0  # first N examples of the fixed training part; 0 = all of it
+    seed: int = 0
+
+    def __post_init__(self):
+        for f in fields(self):
+            object.__setattr__(self, f.name, _coerce(f.name, f.type, getattr(self, f.name)))
+        for name, choices in NAME_CHOICES.items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(choices)}")
+        _check(self.lr > 0, "lr", self.lr, "must be > 0")
+        _check(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
+        _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+        _check(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)")
+        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
+        _check(self.l1 >= 0, "l1", self.l1, "must be >= 0")
+        _check(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing, "must be in [0, 1)")
+        _check(self.patience >= 0, "patience", self.patience, "must be >= 0 (0 turns early stopping off)")
+        _check(self.train_size >= 0, "train_size", self.train_size, "must be >= 0 (0 uses the whole training part)")
+        _check(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        if self.dataset == "mnist" and "flip" in self.augment:
+            raise ValueError(f"augment {self.augment!r} flips images, which changes what a digit means; "
+                             f"valid for mnist: none, shift")
+
+    # ------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown configuration key(s) {', '.join(unknown)}; "
+                             f"valid: {', '.join(f.name for f in fields(cls))}")
+        return cls(**values)
+
+    @classmethod
+    def classic(cls, dataset: str = "mnist", **overrides) -> "RunConfig":
+        """The 1998 LeNet-5: scaled tanh, trainable subsampling, C3 table, +-2.4/F_in
+        initialization, 20 epochs with the paper's piecewise learning-rate schedule.
+
+        The paper's optimizer (stochastic diagonal Levenberg-Marquardt, one
+        example per step) is replaced by SGD with momentum on small batches;
+        its output layer of Euclidean RBF units by a linear layer with
+        softmax cross-entropy.
+        """
+        values = dict(dataset=dataset, act="scaled_tanh", pool="subsample", init="lecun_uniform",
+                      c3_table=True, optimizer="momentum", lr=0.05, schedule="lecun1998",
+                      batch_size=32, epochs=20)
+        return cls(**{**values, **overrides})
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def canonical_json(self) -> str:
+        """Stable text of the configuration: the basis of the run key."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def model_kwargs(self) -> dict[str, Any]:
+        return dict(in_channels=DATASETS[self.dataset].channels, act=self.act, pool=self.pool,
+                    init=self.init, dropout=self.dropout, batch_norm=self.batch_norm,
+                    c3_table=self.c3_table)
+
+
+def _check(ok: bool, name: str, value, rule: str) -> None:
+    if not ok:
+        raise ValueError(f"{name}={value!r} is out of range: {rule}")
+
+
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def _coerce(name: str, type_name: str, value):
+    """Accept the value, or its text form from a command line, as the field's type."""
+    try:
+        if type_name == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+                return value.lower() in _TRUE
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if type_name == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if type_name == "float":
+            if isinstance(value, bool) or not math.isfinite(float(value)):
+                raise ValueError
+            return float(value)
+        if type_name == "str":
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    raise ValueError(f"{name}={value!r} is not a valid {type_name}")

@@ -1,0 +1,271 @@
+"""The training loop: one validated RunConfig in, one result record out.
+
+Data stays on the device as tensors; a step is an index into them, an
+optional batched augmentation, forward, backward, update. Nothing in the loop
+synchronizes with the host (losses and accuracies accumulate on the device and
+are read once per epoch), so the same code is fast on a GPU and on a CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import RunConfig
+from .data import Splits, splits
+from .model import LeNet5, TableConv2d, count_parameters
+
+# Bump when a change alters what a stored run would contain (its numbers or
+# their meaning): the version is part of every run key, so old runs are not reused.
+ENGINE_VERSION = "1"
+
+EVAL_BATCH = 2048
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """CUDA when present, else CPU; an explicit choice is honoured and checked."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"unknown device {device!r}; valid: auto, cpu, cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available here; valid: auto, cpu")
+    return torch.device(device)
+
+
+# ---------------------------------------------------------------- optimizers and schedules
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    o = torch.optim
+    factories = {
+        "sgd": lambda: o.SGD(params, lr=lr, weight_decay=weight_decay),
+        "momentum": lambda: o.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay),
+        "nesterov": lambda: o.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay),
+        "rmsprop": lambda: o.RMSprop(params, lr=lr, weight_decay=weight_decay),
+        "adagrad": lambda: o.Adagrad(params, lr=lr, weight_decay=weight_decay),
+        "adam": lambda: o.Adam(params, lr=lr, weight_decay=weight_decay),
+        "adamw": lambda: o.AdamW(params, lr=lr, weight_decay=weight_decay),
+    }
+    return factories[name]()
+
+
+# The 1998 paper's 20 passes: lr 5e-4 (2 passes), 2e-4 (3), 1e-4 (3), 5e-5 (4), 1e-5 after,
+# as multiples of the first rate.
+LECUN1998 = ((2, 1.0), (5, 0.4), (8, 0.2), (12, 0.1), (math.inf, 0.02))
+
+
+def lr_factor(schedule: str, t: float, epochs: int) -> float:
+    """Multiplier of the base learning rate at fractional epoch t of a run of `epochs`."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "step":  # x0.1 at half and at three quarters of the run
+        passed = sum(math.floor(t) >= m * epochs for m in (0.5, 0.75))
+        return 0.1**passed
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * t / epochs))
+    if schedule == "one_cycle":  # torch's OneCycleLR defaults: 30% warm-up from 1/25, cosine both ways
+        warm = 0.3 * epochs
+        if t < warm:
+            return 1 / 25 + (1 - 1 / 25) * 0.5 * (1 - math.cos(math.pi * t / warm))
+        low = 1 / 25 / 1e4
+        return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * (t - warm) / (epochs - warm)))
+    if schedule == "lecun1998":  # the paper's 20 passes, stretched to this run's length
+        p = math.floor(t) * 20 / epochs
+        return next(f for end, f in LECUN1998 if p < end)
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+# ---------------------------------------------------------------- augmentation (batched, on device)
+
+def random_shift(x: torch.Tensor, pad: int, fill: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Translate each image by up to +-pad pixels, filling with `fill` (pad + random crop)."""
+    b, c, h, w = x.shape
+    padded = fill.expand(b, c, h + 2 * pad, w + 2 * pad).clone()
+    padded[:, :, pad:pad + h, pad:pad + w] = x
+    dy = torch.randint(0, 2 * pad + 1, (b, 1), device=x.device, generator=g)
+    dx = torch.randint(0, 2 * pad + 1, (b, 1), device=x.device, generator=g)
+    rows = dy + torch.arange(h, device=x.device)  # b x h
+    cols = dx + torch.arange(w, device=x.device)  # b x w
+    idx = (rows[:, :, None] * (w + 2 * pad) + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+    return padded.flatten(2).gather(2, idx).view(b, c, h, w)
+
+
+def random_flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    flip = torch.rand(x.shape[0], device=x.device, generator=g) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def augment(x: torch.Tensor, kind: str, data: Splits, g: torch.Generator) -> torch.Tensor:
+    if "shift" in kind:
+        x = random_shift(x, 4 if data.name == "cifar10" else 2, data.background, g)
+    if "flip" in kind:
+        x = random_flip(x, g)
+    return x
+
+
+# ---------------------------------------------------------------- evaluation
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int = 10,
+             confusion: bool = False) -> dict:
+    """Mean cross-entropy and accuracy (and optionally the confusion matrix) over (x, y)."""
+    was_training = model.training
+    model.eval()
+    loss = torch.zeros((), device=x.device)
+    preds = []
+    for i in range(0, len(x), EVAL_BATCH):
+        out = model(x[i:i + EVAL_BATCH])
+        loss += F.cross_entropy(out.float(), y[i:i + EVAL_BATCH], reduction="sum")
+        preds.append(out.argmax(1))
+    model.train(was_training)
+    pred = torch.cat(preds)
+    result = dict(loss=loss.item() / len(x), acc=(pred == y).float().mean().item())
+    if confusion:
+        cm = torch.bincount(y * num_classes + pred, minlength=num_classes**2).view(num_classes, num_classes)
+        result["confusion"] = cm.tolist()  # rows: true class, columns: predicted
+    return result
+
+
+# ---------------------------------------------------------------- training
+
+@dataclass
+class TrainedRun:
+    record: dict  # JSON-ready: config, history, metrics, provenance
+    model: nn.Module  # best-validation weights when early stopping is on, else the last
+    weights: dict = field(default_factory=dict)  # {"last": state_dict, "best": state_dict}
+
+
+def _progress_enabled(progress: bool | None) -> bool:
+    if progress is None:
+        return os.environ.get("LENET_PROGRESS", "1") not in ("0", "false", "no", "off")
+    return progress
+
+
+def _snapshot(model: nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def train(config: RunConfig, *, device: str | None = None, progress: bool | None = None) -> TrainedRun:
+    """Train `config` and return its record (and its model and weights).
+
+    A non-finite training loss ends the run with status "diverged" instead of
+    raising. Test metrics are computed once, after training, for the last
+    epoch's weights and for the best-validation-loss epoch's weights.
+    """
+    if not isinstance(config, RunConfig):
+        raise TypeError(f"train() takes a RunConfig, got {type(config).__name__}")
+    dev = pick_device(device)
+    data = splits(config.dataset, str(dev))
+    train_x, train_y = data.train_x, data.train_y
+    if config.train_size:
+        if config.train_size > len(train_y):
+            raise ValueError(f"train_size={config.train_size} is out of range: the training part of "
+                             f"{config.dataset} has {len(train_y)} examples")
+        train_x, train_y = train_x[:config.train_size], train_y[:config.train_size]
+    n = len(train_y)
+
+    torch.manual_seed(config.seed)  # model initialization and dropout
+    g = torch.Generator(device=dev).manual_seed(config.seed)  # batch order and augmentation
+    model = LeNet5(**config.model_kwargs()).to(dev)
+    optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr, config.weight_decay)
+    l1_params = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, TableConv2d))]
+    steps = math.ceil(n / config.batch_size)
+
+    history, best, wait, status, stopped_early = [], None, 0, "ok", False
+    started = time.perf_counter()
+    from tqdm.auto import tqdm  # picks the notebook widget inside Jupyter
+
+    bar = tqdm(range(config.epochs), desc=f"{config.dataset} seed {config.seed}", unit="epoch",
+               disable=not _progress_enabled(progress), leave=False)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        perm = torch.randperm(n, device=dev, generator=g)
+        lr_start = config.lr * lr_factor(config.schedule, epoch, config.epochs)
+        for step in range(steps):
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * lr_factor(config.schedule, epoch + step / steps, config.epochs)
+            idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
+            x, y = train_x[idx], train_y[idx]
+            if config.augment != "none":
+                x = augment(x, config.augment, data, g)
+            out = model(x)
+            loss = F.cross_entropy(out, y, label_smoothing=config.label_smoothing)
+            objective = loss + config.l1 * sum(w.abs().sum() for w in l1_params) if config.l1 else loss
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (out.argmax(1) == y).sum()
+        train_loss = loss_sum.item() / n  # the one host sync of the epoch
+        if not math.isfinite(train_loss):
+            status = "diverged"
+            history.append(dict(epoch=epoch + 1, train_loss=None, train_acc=None, val_loss=None,
+                                val_acc=None, lr=lr_start, seconds=time.perf_counter() - t0))
+            break
+        val = evaluate(model, data.val_x, data.val_y)
+        history.append(dict(epoch=epoch + 1, train_loss=train_loss, train_acc=correct.item() / n,
+                            val_loss=val["loss"], val_acc=val["acc"], lr=lr_start,
+                            seconds=time.perf_counter() - t0))
+        bar.set_postfix(val_acc=f"{val['acc']:.4f}")
+        if best is None or val["loss"] < best["val_loss"]:
+            best, wait = dict(epoch=epoch + 1, val_loss=val["loss"], val_acc=val["acc"], state=_snapshot(model)), 0
+        else:
+            wait += 1
+            if config.patience and wait >= config.patience:
+                stopped_early = True
+                break
+    bar.close()
+    train_seconds = time.perf_counter() - started
+
+    metrics = dict(parameters=count_parameters(model), epochs_run=len(history),
+                   stopped_early=stopped_early, best_epoch=best and best["epoch"],
+                   val_loss_best=best and best["val_loss"], val_acc_best=best and best["val_acc"],
+                   diverged_epoch=history[-1]["epoch"] if status == "diverged" else None)
+    weights = {"last": _snapshot(model)}
+    if status == "ok":
+        last = evaluate(model, data.test_x, data.test_y)
+        model.load_state_dict(best["state"])
+        best_test = evaluate(model, data.test_x, data.test_y, confusion=True)
+        weights["best"] = best["state"]
+        metrics.update(test_loss_last=last["loss"], test_acc_last=last["acc"],
+                       test_loss_best=best_test["loss"], test_acc_best=best_test["acc"],
+                       test_confusion_best=best_test["confusion"])
+        if not config.patience:  # without early stopping the model a user gets is the last one
+            model.load_state_dict(weights["last"])
+    else:
+        metrics.update(test_loss_last=None, test_acc_last=None, test_loss_best=None,
+                       test_acc_best=None, test_confusion_best=None)
+
+    record = dict(
+        engine_version=ENGINE_VERSION,
+        config=config.to_dict(),
+        data=data.provenance,
+        status=status,
+        history=history,
+        metrics=metrics,
+        provenance=dict(
+            date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            host=socket.gethostname(),
+            device=dev.type,
+            device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
+            torch=torch.__version__,
+            python=platform.python_version(),
+            threads=torch.get_num_threads(),
+            train_seconds=round(train_seconds, 3),  # the epochs, validation included
+            wall_seconds=round(time.perf_counter() - started, 3),  # plus the final test evaluation
+            train_images_per_second=round(n * len(history) / train_seconds, 1),
+        ),
+    )
+    return TrainedRun(record=record, model=model, weights=weights)
