@@ -89,8 +89,8 @@ def check_name(name: str) -> DatasetSpec:
 
 
 def _fix_hint(name: str) -> str:
-    return (f"run `python -m lenet_core data prepare {name} --mirror DIR` "
-            f"(or `make data`), or without a mirror to download through torchvision")
+    return (f"Fix: `python -m lenet_core data prepare {name} --mirror DIR` from an offline mirror, "
+            f"or without --mirror to download through torchvision (`make data` prepares all)")
 
 
 def _sha256(data: bytes) -> str:

@@ -1,0 +1,38 @@
+# LeNet-5, modernized. `make test` sets everything up from a fresh clone.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The offline dataset mirror: ../shared/data when it exists, else torchvision downloads.
+DATA_MIRROR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd)
+export DATA_MIRROR
+
+INSTALLED := $(VENV)/.installed
+DATASETS  := mnist fashion_mnist cifar10
+
+.PHONY: install data test clean help
+
+help:
+	@echo "make install   create $(VENV) and install the project with its dev extras"
+	@echo "make data      import, verify and cache the datasets (mirror: $(or $(DATA_MIRROR),none, torchvision download))"
+	@echo "make test      install and prepare data when needed, then run the tests"
+	@echo "make clean     remove build output and caches (keeps results/ and data/)"
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+data: $(DATASETS:%=data/%.json)
+
+# The .json is written last by `data prepare`, so its presence means the cache is complete.
+data/%.json: | $(INSTALLED)
+	$(BIN)/python -m lenet_core data prepare $*
+
+test: install data
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf _build .pytest_cache checkpoints
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,23 @@
+"""Shared fixtures: every test gets its own empty run store; data comes from `make data`."""
+
+import pytest
+
+from lenet_core import data
+
+
+@pytest.fixture(autouse=True)
+def isolated_store(tmp_path, monkeypatch):
+    """Results and checkpoints go to a temp folder, never into the repository's store."""
+    monkeypatch.setenv("LENET_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("LENET_CHECKPOINTS_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("LENET_PROGRESS", "0")
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def mnist_ready():
+    """MNIST must have been prepared (`make data`); say how when it was not. Returns its provenance."""
+    try:
+        return data.provenance("mnist")
+    except data.DataError as exc:
+        pytest.fail(f"{exc}", pytrace=False)

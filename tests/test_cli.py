@@ -1,0 +1,76 @@
+"""The command line end to end, as a user types it (real subprocesses)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("mnist_ready")
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "lenet_core", *args], capture_output=True, text=True,
+                          env=os.environ.copy(), cwd=cwd, timeout=300)
+
+
+def test_train_then_load_then_test(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"act": "tanh", "epochs": 1, "train_size": 512}))
+    first = cli("train", "-c", str(config), "--set", "seed=7", "--no-progress")
+    assert first.returncode == 0, first.stderr
+    assert "trained and stored run mnist-" in first.stdout
+    result = first.stdout.strip().splitlines()[-1]
+    record = json.loads(open(result).read())
+    assert record["config"]["act"] == "tanh" and record["config"]["seed"] == 7
+
+    again = cli("train", "-c", str(config), "--set", "seed=7")
+    assert again.returncode == 0 and "loaded stored run" in again.stdout
+
+    tested = cli("test", "--key", record["key"])
+    assert tested.returncode == 0, tested.stderr
+    stored = record["metrics"]["test_acc_best"]
+    assert f"[best]: test accuracy {stored:.4f}" in tested.stdout  # the checkpoint re-evaluates to the record
+
+    by_config = cli("test", "-c", str(config), "--set", "seed=7")
+    assert by_config.returncode == 0 and record["key"] in by_config.stdout
+
+
+def test_classic_preset_from_a_config_file(tmp_path):
+    config = tmp_path / "classic.json"
+    config.write_text(json.dumps({"preset": "classic", "epochs": 1, "train_size": 256}))
+    done = cli("train", "-c", str(config), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(open(done.stdout.strip().splitlines()[-1]).read())
+    assert record["config"]["c3_table"] is True and record["metrics"]["parameters"] == 60_850
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--set", "act=swish"], "unknown act 'swish'; valid: sigmoid, tanh, scaled_tanh, relu"),
+    (["train", "--set", "lr=-1"], "lr=-1.0 is out of range: must be > 0"),
+    (["train", "--set", "epochs=0"], "epochs=0 is out of range"),
+    (["train", "--set", "dropout=1.5"], "dropout=1.5 is out of range: must be in [0, 1)"),
+    (["train", "--set", "colour=red"], "unknown configuration key(s) colour; valid: dataset, act"),
+    (["train", "--set", "lr"], "--set 'lr' is not key=value"),
+    (["train", "-c", "missing.json"], "config file missing.json does not exist"),
+    (["train", "--set", "preset=vintage"], "unknown preset 'vintage'; valid: modern, classic"),
+    (["train", "--device", "tpu"], "unknown device 'tpu'; valid: auto, cpu, cuda"),
+    (["test", "--key", "mnist-0000"], "no stored run mnist-0000"),
+    (["test"], "give --key KEY or a configuration"),
+    (["data", "prepare", "svhn"], "unknown dataset 'svhn'; valid: mnist, fashion_mnist, cifar10"),
+])
+def test_user_errors_exit_2_with_one_line(args, message):
+    done = cli(*args)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_help_lists_commands_and_names():
+    done = cli("--help")
+    assert done.returncode == 0
+    assert all(word in done.stdout for word in ("train", "test", "data", "scaled_tanh", "lecun1998"))
+    for sub in (["train", "--help"], ["test", "--help"], ["data", "prepare", "--help"]):
+        assert cli(*sub).returncode == 0

@@ -1,0 +1,61 @@
+import json
+
+import pytest
+
+from lenet_core.config import NAME_CHOICES, RunConfig
+
+
+@pytest.mark.parametrize("field", NAME_CHOICES)
+def test_unknown_names_are_refused_with_the_choices(field):
+    with pytest.raises(ValueError) as err:
+        RunConfig(**{field: "nonsense"})
+    message = str(err.value)
+    assert f"unknown {field} 'nonsense'" in message
+    assert all(choice in message for choice in NAME_CHOICES[field])
+
+
+@pytest.mark.parametrize("field, value", [
+    ("lr", -0.1), ("lr", 0), ("lr", float("nan")), ("lr", float("inf")),
+    ("epochs", 0), ("batch_size", 0), ("dropout", 1.0), ("dropout", -0.1),
+    ("weight_decay", -1e-4), ("l1", -1), ("label_smoothing", 1.0), ("patience", -1),
+    ("train_size", -5), ("seed", -1),
+])
+def test_out_of_range_numbers_are_refused_naming_the_value(field, value):
+    with pytest.raises(ValueError, match=field):
+        RunConfig(**{field: value})
+
+
+@pytest.mark.parametrize("field, value", [("epochs", 2.5), ("epochs", "ten"), ("lr", "fast"),
+                                          ("batch_norm", "maybe"), ("act", 3), ("epochs", True)])
+def test_wrong_types_are_refused(field, value):
+    with pytest.raises(ValueError, match=f"{field}="):
+        RunConfig(**{field: value})
+
+
+def test_text_from_a_command_line_is_coerced():
+    cfg = RunConfig.from_dict(dict(lr="0.01", epochs="3", batch_norm="true", dropout="0.5"))
+    assert (cfg.lr, cfg.epochs, cfg.batch_norm, cfg.dropout) == (0.01, 3, True, 0.5)
+
+
+def test_unknown_keys_are_refused_with_the_valid_keys():
+    with pytest.raises(ValueError, match="unknown configuration key.*activation.*valid: dataset, act"):
+        RunConfig.from_dict({"activation": "relu"})
+
+
+def test_flipping_digits_is_refused():
+    with pytest.raises(ValueError, match="valid for mnist: none, shift"):
+        RunConfig(dataset="mnist", augment="flip")
+    RunConfig(dataset="fashion_mnist", augment="shift_flip")  # fine elsewhere
+
+
+def test_canonical_json_is_stable_and_round_trips():
+    cfg = RunConfig(act="tanh", seed=3)
+    assert cfg.canonical_json() == RunConfig.from_dict(json.loads(cfg.canonical_json())).canonical_json()
+    assert cfg.canonical_json() != cfg.replace(seed=4).canonical_json()
+
+
+def test_classic_preset_is_the_1998_network():
+    cfg = RunConfig.classic("fashion_mnist", seed=2)
+    assert (cfg.act, cfg.pool, cfg.init, cfg.c3_table, cfg.schedule, cfg.epochs) == (
+        "scaled_tanh", "subsample", "lecun_uniform", True, "lecun1998", 20)
+    assert cfg.dataset == "fashion_mnist" and cfg.seed == 2

@@ -1,0 +1,112 @@
+import gzip
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from lenet_core import data
+
+@pytest.fixture
+def fresh_data_dir(tmp_path, monkeypatch):
+    """An empty cache folder; caches of the real one are cleared on both sides."""
+    monkeypatch.setenv("LENET_DATA_DIR", str(tmp_path / "data"))
+    data.load_uint8.cache_clear()
+    data.splits.cache_clear()
+    yield tmp_path / "data"
+    data.load_uint8.cache_clear()
+    data.splits.cache_clear()
+
+
+@pytest.fixture
+def mirror_copy(mnist_ready, tmp_path) -> Path:
+    """A private mirror holding a copy of the MNIST files the real cache was made from."""
+    mirror = tmp_path / "mirror"
+    shutil.copytree(mnist_ready["location"], mirror / "mnist")
+    return mirror
+
+
+def test_unknown_dataset_lists_the_choices():
+    with pytest.raises(ValueError, match="unknown dataset 'svhn'; valid: mnist, fashion_mnist, cifar10"):
+        data.check_name("svhn")
+
+
+def test_idx_parsing():
+    raw = bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 3]) + bytes(range(6))
+    assert data._parse_idx(raw).tolist() == [[[0, 1, 2]], [[3, 4, 5]]]
+    with pytest.raises(ValueError):
+        data._parse_idx(b"\x00\x00\x0d\x01")
+
+
+@pytest.mark.usefixtures("mnist_ready")
+def test_prepared_mnist_is_verified_and_described():
+    prov = data.provenance("mnist")
+    assert prov["files"] == data.IDX_SHA256["mnist"]  # the official checksums
+    assert prov["lossy"] is False and (prov["n_train"], prov["n_test"]) == (60_000, 10_000)
+    raw = data.load_uint8("mnist")
+    assert raw["train_x"].dtype == torch.uint8 and raw["train_x"].shape == (60_000, 1, 28, 28)
+
+
+def test_cifar10_copy_is_tagged_lossy():
+    prov = data.provenance("cifar10")
+    if "JPEG" in prov["copy"]:
+        assert prov["lossy"] is True and prov["files"] == {data.CIFAR_JPEG_ARCHIVE: data.CIFAR_JPEG_SHA256}
+    assert prov["shape"] == [3, 32, 32] and (prov["n_train"], prov["n_test"]) == (50_000, 10_000)
+
+
+def test_validation_split_is_fixed_disjoint_and_ten_percent():
+    torch.manual_seed(123)  # the global seed must not matter
+    train_a, val_a = data.split_indices(60_000)
+    torch.manual_seed(456)
+    train_b, val_b = data.split_indices(60_000)
+    assert torch.equal(train_a, train_b) and torch.equal(val_a, val_b)
+    assert len(val_a) == 6_000 and len(train_a) == 54_000
+    assert len(set(train_a.tolist()) | set(val_a.tolist())) == 60_000
+
+
+@pytest.mark.usefixtures("mnist_ready")
+def test_device_splits_are_padded_and_normalized_on_the_training_part():
+    s = data.splits("mnist")
+    assert s.train_x.shape == (54_000, 1, 32, 32) and s.val_x.shape == (6_000, 1, 32, 32)
+    assert s.test_x.shape == (10_000, 1, 32, 32) and s.train_x.dtype == torch.float32
+    inner = s.train_x[:, :, 2:30, 2:30]  # statistics were taken on the original 28x28
+    assert inner.mean().item() == pytest.approx(0, abs=1e-3)
+    assert inner.std().item() == pytest.approx(1, abs=1e-3)
+    assert torch.allclose(s.train_x[:, :, 0, :], s.background.view(1, 1, 1))  # black border
+
+
+def test_import_from_a_mirror_matches_the_official_checksums(mnist_ready, mirror_copy, fresh_data_dir):
+    prov = data.prepare("mnist", mirror=mirror_copy)
+    assert prov["source"] == "mirror" and prov["content_sha256"] == mnist_ready["content_sha256"]
+
+
+def test_a_corrupted_file_is_detected_and_nothing_is_cached(mirror_copy, fresh_data_dir):
+    mirror = mirror_copy
+    target = mirror / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    content = bytearray(gzip.decompress(target.read_bytes()))
+    content[100] ^= 1  # one flipped bit
+    target.write_bytes(gzip.compress(bytes(content)))
+    with pytest.raises(data.DataError) as err:
+        data.prepare("mnist", mirror=mirror)
+    message = str(err.value)
+    assert "MNIST" in message and "t10k-labels-idx1-ubyte" in message and "corrupted" in message
+    assert "python -m lenet_core data prepare mnist" in message
+    assert not fresh_data_dir.exists() or not any(fresh_data_dir.iterdir())
+
+
+def test_missing_data_names_where_it_looked_and_the_fix(tmp_path, fresh_data_dir):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(data.DataError, match=r"Fashion-MNIST.*looked in .*empty.*data prepare fashion_mnist"):
+        data.prepare("fashion_mnist", mirror=tmp_path / "empty")
+    with pytest.raises(data.DataError, match="not prepared.*data prepare cifar10"):
+        data.provenance("cifar10")
+
+
+def test_a_corrupted_cache_is_detected(mirror_copy, fresh_data_dir):
+    data.prepare("mnist", mirror=mirror_copy)
+    cache = fresh_data_dir / "mnist.pt"
+    raw = torch.load(cache, weights_only=True)
+    raw["test_y"][0] = (raw["test_y"][0] + 1) % 10
+    torch.save(raw, cache)
+    with pytest.raises(data.DataError, match="cache .* is corrupted.*--force"):
+        data.load_uint8("mnist")

@@ -1,0 +1,91 @@
+import json
+
+import pytest
+
+from lenet_core import data, store, train as train_module
+from lenet_core.config import RunConfig
+
+pytestmark = pytest.mark.usefixtures("mnist_ready")
+
+CFG = RunConfig(train_size=256, epochs=1, batch_size=64)
+
+
+def test_run_key_depends_on_config_seed_data_and_engine(monkeypatch):
+    key = store.run_key(CFG)
+    assert key.startswith("mnist-") and key == store.run_key(RunConfig.from_dict(CFG.to_dict()))
+    assert store.run_key(CFG.replace(seed=1)) != key
+    assert store.run_key(CFG.replace(act="tanh")) != key
+    monkeypatch.setattr(store, "ENGINE_VERSION", "999")
+    assert store.run_key(CFG) != key
+    monkeypatch.undo()
+    prov = dict(data.provenance("mnist"), content_sha256="0" * 64)
+    monkeypatch.setattr(data, "provenance", lambda name: prov)
+    assert store.run_key(CFG) != key
+
+
+def test_the_key_ignores_where_the_data_came_from(monkeypatch):
+    key = store.run_key(CFG)
+    prov = dict(data.provenance("mnist"), location="/elsewhere", source="torchvision download")
+    monkeypatch.setattr(data, "provenance", lambda name: prov)
+    assert store.run_key(CFG) == key
+
+
+def test_train_or_load_stores_then_loads_without_retraining(monkeypatch):
+    said = []
+    first = store.train_or_load(CFG, log=said.append)
+    path = store.result_path(first["key"])
+    assert path.exists() and store.checkpoint_path(first["key"]).exists()
+    assert json.loads(path.read_text()) == first
+    assert said[0].startswith("trained and stored run")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a stored run was retrained")
+
+    monkeypatch.setattr(store, "train", no_training)
+    second = store.train_or_load(CFG, log=said.append)
+    assert second == first
+    assert said[1].startswith(f"loaded stored run {first['key']}")
+    assert first["provenance"]["date"] in said[1] and "torch" in said[1]  # says where it came from
+
+
+def test_an_interrupted_write_leaves_no_result(monkeypatch):
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # as if the process were stopped mid-write
+
+    monkeypatch.setattr(json, "dumps", crash)
+    with pytest.raises(KeyboardInterrupt):
+        store.train_or_load(CFG, log=None)
+    folder = store.results_dir()
+    assert not list(folder.glob("*.json")) and not list(folder.glob(".*tmp"))
+    monkeypatch.undo()
+    assert store.load(store.run_key(CFG)) is None
+
+
+def test_a_training_crash_stores_nothing(monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(store, "train", boom)
+    with pytest.raises(RuntimeError):
+        store.train_or_load(CFG, log=None)
+    assert not store.results_dir().exists() or not any(store.results_dir().iterdir())
+
+
+def test_an_unreadable_record_is_retrained():
+    key = store.run_key(CFG)
+    store.result_path(key).parent.mkdir(parents=True)
+    store.result_path(key).write_text('{"config": ')  # truncated by something outside the engine
+    record = store.train_or_load(CFG, log=None)
+    assert record["key"] == key and store.load(key) == record
+
+
+def test_a_diverged_run_is_stored_as_diverged():
+    record = store.train_or_load(RunConfig(optimizer="sgd", lr=1e20, train_size=256, epochs=2), log=None)
+    assert record["status"] == "diverged"
+    assert store.load(record["key"])["status"] == "diverged"  # valid JSON: no NaN in it
+
+
+def test_stored_records_lists_the_store():
+    a = store.train_or_load(CFG, log=None)
+    b = store.train_or_load(CFG.replace(seed=5), log=None)
+    assert {r["key"] for r in store.stored_records()} == {a["key"], b["key"]}

@@ -1,0 +1,156 @@
+import math
+
+import pytest
+import torch
+
+from lenet_core import data
+from lenet_core.config import OPTIMIZERS, SCHEDULES, RunConfig
+from lenet_core.train import (LECUN1998, augment, evaluate, lr_factor, pick_device, random_flip,
+                              random_shift, train)
+
+pytestmark = pytest.mark.usefixtures("mnist_ready")
+
+TINY = dict(train_size=256, epochs=1, batch_size=64)
+
+
+def _curves(record):
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in record["history"]]
+
+
+def test_a_short_real_run_learns_mnist():
+    """5,000 training digits, 3 epochs of Adam: at least 90% test accuracy (measured: 91.7%)."""
+    record = train(RunConfig(train_size=5000, epochs=3, seed=0)).record
+    assert record["status"] == "ok"
+    assert record["metrics"]["test_acc_best"] >= 0.90
+    losses = [h["train_loss"] for h in record["history"]]
+    assert losses == sorted(losses, reverse=True)  # training loss falls every epoch
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_optimizer_trains(optimizer):
+    lr = {"sgd": 0.05, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01}.get(optimizer, 1e-3)
+    record = train(RunConfig(optimizer=optimizer, lr=lr, **TINY)).record
+    assert record["status"] == "ok" and math.isfinite(record["history"][0]["train_loss"])
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_every_schedule_trains_and_sets_the_rate(schedule):
+    record = train(RunConfig(schedule=schedule, lr=1e-3, **{**TINY, "epochs": 2})).record
+    assert record["status"] == "ok"
+    assert [h["lr"] for h in record["history"]] == [1e-3 * lr_factor(schedule, e, 2) for e in range(2)]
+
+
+def test_schedule_shapes():
+    assert lr_factor("constant", 7.3, 10) == 1
+    assert [lr_factor("step", e, 8) for e in range(8)] == [1, 1, 1, 1, 0.1, 0.1, pytest.approx(0.01), pytest.approx(0.01)]
+    assert lr_factor("cosine", 0, 10) == 1 and lr_factor("cosine", 5, 10) == pytest.approx(0.5)
+    assert lr_factor("cosine", 10, 10) == pytest.approx(0, abs=1e-12)
+    assert lr_factor("one_cycle", 0, 10) == pytest.approx(1 / 25)
+    assert lr_factor("one_cycle", 3, 10) == pytest.approx(1)
+    assert lr_factor("one_cycle", 10, 10) == pytest.approx(1 / 25 / 1e4)
+    # the paper's 20 passes: 5e-4 x2, 2e-4 x3, 1e-4 x3, 5e-5 x4, 1e-5 after
+    rates = [5e-4 * lr_factor("lecun1998", e, 20) for e in range(20)]
+    assert rates == pytest.approx([5e-4] * 2 + [2e-4] * 3 + [1e-4] * 3 + [5e-5] * 4 + [1e-5] * 8)
+    assert LECUN1998[-1][1] == 0.02
+
+
+@pytest.mark.parametrize("change", [dict(act="sigmoid", pool="avg", init="xavier_uniform"),
+                                    RunConfig.classic().to_dict() | TINY,
+                                    dict(batch_norm=True, dropout=0.5),
+                                    dict(augment="shift", label_smoothing=0.1, weight_decay=1e-3, l1=1e-5)])
+def test_network_and_regularization_choices_train(change):
+    record = train(RunConfig(**{**TINY, **change})).record
+    assert record["status"] == "ok" and record["metrics"]["test_acc_best"] > 0
+
+
+def test_same_seed_same_history_different_seed_differs():
+    a = train(RunConfig(seed=1, augment="shift", dropout=0.3, **TINY)).record
+    b = train(RunConfig(seed=1, augment="shift", dropout=0.3, **TINY)).record
+    c = train(RunConfig(seed=2, augment="shift", dropout=0.3, **TINY)).record
+    assert _curves(a) == _curves(b)
+    assert a["metrics"] == b["metrics"]
+    assert _curves(a) != _curves(c)
+
+
+def test_early_stopping_stops_and_restores_the_best_epoch():
+    """300 examples and a high rate: validation loss turns up within a few epochs."""
+    run = train(RunConfig(train_size=300, epochs=40, patience=3, lr=3e-3, seed=0))
+    m, history = run.record["metrics"], run.record["history"]
+    assert m["stopped_early"] and m["epochs_run"] < 40
+    assert m["epochs_run"] == m["best_epoch"] + 3  # three epochs without improvement, then stop
+    best_val = min(h["val_loss"] for h in history)
+    assert history[m["best_epoch"] - 1]["val_loss"] == best_val == m["val_loss_best"]
+    s = data.splits("mnist")
+    assert evaluate(run.model, s.val_x, s.val_y)["loss"] == pytest.approx(best_val, rel=1e-6)  # restored
+    assert m["test_acc_best"] == pytest.approx(evaluate(run.model, s.test_x, s.test_y)["acc"])
+
+
+def test_without_early_stopping_the_model_is_the_last_one():
+    run = train(RunConfig(**{**TINY, "epochs": 2}))
+    s = data.splits("mnist")
+    assert evaluate(run.model, s.test_x, s.test_y)["acc"] == pytest.approx(run.record["metrics"]["test_acc_last"])
+
+
+def test_a_diverging_run_is_recorded_not_raised():
+    record = train(RunConfig(optimizer="sgd", lr=1e20, train_size=512, epochs=3)).record
+    assert record["status"] == "diverged"
+    assert record["metrics"]["diverged_epoch"] == 1 and record["metrics"]["epochs_run"] == 1
+    assert record["metrics"]["test_acc_best"] is None and record["history"][0]["train_loss"] is None
+
+
+def test_the_record_holds_what_the_book_needs():
+    record = train(RunConfig(**TINY)).record
+    assert set(record) >= {"engine_version", "config", "data", "status", "history", "metrics", "provenance"}
+    assert set(record["history"][0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
+    assert set(record["provenance"]) >= {"date", "host", "device", "torch", "threads", "wall_seconds"}
+    m = record["metrics"]
+    assert {"test_acc_last", "test_acc_best", "test_loss_last", "test_loss_best", "best_epoch"} <= set(m)
+    assert sum(map(sum, m["test_confusion_best"])) == 10_000
+    assert record["data"]["content_sha256"] == data.provenance("mnist")["content_sha256"]
+
+
+def test_l1_shrinks_weights():
+    def weight_mass(l1):
+        model = train(RunConfig(l1=l1, optimizer="sgd", lr=0.05, **{**TINY, "epochs": 3})).model
+        return sum(p.abs().sum().item() for n, p in model.named_parameters() if n.endswith("weight"))
+    assert weight_mass(1e-2) < 0.9 * weight_mass(0.0)
+
+
+def test_train_size_beyond_the_training_part_is_refused():
+    with pytest.raises(ValueError, match="train_size=60000.*54000"):
+        train(RunConfig(train_size=60_000))
+
+
+def test_shift_moves_content_without_losing_it():
+    s = data.splits("mnist")
+    x = s.train_x[:64]  # digits sit inside a 2-pixel black border, so a 2-pixel shift keeps every stroke
+    g = torch.Generator().manual_seed(0)
+    shifted = random_shift(x, 2, s.background, g)
+    assert shifted.shape == x.shape
+    assert torch.allclose(shifted.sum(dim=(1, 2, 3)), x.sum(dim=(1, 2, 3)), rtol=1e-4)
+    assert (shifted != x).any(dim=(1, 2, 3)).float().mean() > 0.8  # most images moved
+    assert torch.equal(augment(x, "none", s, g), x)
+
+
+def test_flip_mirrors_about_half():
+    x = torch.arange(2 * 1000 * 4.0).view(1000, 2, 1, 4)
+    flipped = random_flip(x, torch.Generator().manual_seed(0))
+    mirrored = (flipped == x.flip(3)).all(dim=(1, 2, 3))
+    assert torch.equal(flipped[~mirrored], x[~mirrored])
+    assert 400 < mirrored.sum() < 600
+
+
+def test_device_choice():
+    assert pick_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="valid: auto, cpu, cuda"):
+        pick_device("tpu")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_matches_cpu_closely():
+    cfg = RunConfig(**TINY)
+    cpu = train(cfg, device="cpu").record
+    gpu = train(cfg, device="cuda").record
+    assert gpu["provenance"]["device"] == "cuda"
+    assert gpu["history"][0]["train_loss"] == pytest.approx(cpu["history"][0]["train_loss"], rel=1e-2)
