@@ -202,6 +202,40 @@ def reference_train(name: str, train_loader: DataLoader, val_loader: DataLoader,
 
 # ---------------------------------------------------------------- measurements
 
+class ForeignLoad:
+    """How many cores other processes kept busy while a measurement ran (Linux).
+
+    Both loops need the cores to themselves: with two intra-op threads on two
+    cores, one competing busy process slows a training step down several-fold.
+    So every row reports the rest of the machine's CPU use over its run (all
+    CPU time in /proc/stat, hypervisor steal included, minus this process's and
+    its reaped DataLoader workers'); clearly above 0 means a shared machine.
+    """
+
+    cores: float | None = None
+
+    def __enter__(self):
+        self.start = self._read()
+        return self
+
+    def __exit__(self, *exc):
+        end = self._read()
+        if self.start and end:
+            wall = end[0] - self.start[0]
+            self.cores = max(0.0, ((end[1] - self.start[1]) - (end[2] - self.start[2])) / wall)
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        except (OSError, ValueError):
+            return None
+        user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+        t = os.times()
+        return (time.perf_counter(), (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK"),
+                t.user + t.system + t.children_user + t.children_system)
+
+
 @dataclass
 class TrainTiming:
     dataset: str
@@ -209,6 +243,7 @@ class TrainTiming:
     batch: int
     images: int  # training images per epoch
     seconds: list[float]  # per epoch, validation included
+    other_cores: float | None  # ForeignLoad over the run
     recorded_rate: float | None = None  # the engine's own provenance number, when there is one
 
     @property
@@ -232,6 +267,7 @@ class EvalTiming:
     batch: int
     rate: float
     result: dict  # loss and accuracy of the last pass
+    other_cores: float | None
 
 
 def time_passes(run_pass, images: int, repeats: int, device: torch.device) -> tuple[float, dict]:
@@ -255,29 +291,33 @@ def bench_dataset(name: str, args, device: torch.device, cache: Path) -> tuple[l
     val_loader = loader(Subset(full, val_idx.tolist()), REFERENCE_BATCH, shuffle=False)
 
     say(f"{name}: reference loop, batch {REFERENCE_BATCH}, {args.epochs} epoch(s) of {n_images:,} images")
-    timings = [TrainTiming(name, "reference", REFERENCE_BATCH, n_images,
-                           reference_train(name, train_loader, val_loader, args.epochs, device, args.seed))]
+    with ForeignLoad() as load:
+        seconds = reference_train(name, train_loader, val_loader, args.epochs, device, args.seed)
+    timings = [TrainTiming(name, "reference", REFERENCE_BATCH, n_images, seconds, load.cores)]
     engine_batches = list(dict.fromkeys((args.batch_size, EXTRA_ENGINE_BATCH)))
     trained = None  # the first engine run's model: the weights both evaluations use
     for batch in engine_batches:
         say(f"{name}: engine, batch {batch}, {args.epochs} epoch(s) of {n_images:,} images")
         config = RunConfig(dataset=name, epochs=args.epochs, batch_size=batch, train_size=args.train_size,
                            optimizer="adam", lr=LR, seed=args.seed)
-        run = train(config, device=str(device), progress=False)
+        with ForeignLoad() as load:
+            run = train(config, device=str(device), progress=False)
         timings.append(TrainTiming(name, "engine", batch, n_images, [h["seconds"] for h in run.record["history"]],
-                                   recorded_rate=run.record["provenance"]["train_images_per_second"]))
+                                   load.cores, recorded_rate=run.record["provenance"]["train_images_per_second"]))
         if trained is None:
             trained = run.model
 
     say(f"{name}: evaluation on the test set ({len(data.test_y):,} images), same weights for both")
     test_loader = loader(reference_dataset(name, cache, False, data.mean, data.std), REFERENCE_TEST_BATCH, shuffle=False)
     n_test = len(data.test_y)
-    evals = [
-        EvalTiming(name, "reference", REFERENCE_TEST_BATCH,
-                   *time_passes(lambda: reference_evaluate(trained, test_loader, device), n_test, args.eval_repeats, device)),
-        EvalTiming(name, "engine", min(EVAL_BATCH, n_test),
-                   *time_passes(lambda: evaluate(trained, data.test_x, data.test_y), n_test, args.eval_repeats, device)),
-    ]
+    evals = []
+    for loop, batch, run_pass in (
+        ("reference", REFERENCE_TEST_BATCH, lambda: reference_evaluate(trained, test_loader, device)),
+        ("engine", min(EVAL_BATCH, n_test), lambda: evaluate(trained, data.test_x, data.test_y)),
+    ):
+        with ForeignLoad() as load:
+            rate, result = time_passes(run_pass, n_test, args.eval_repeats, device)
+        evals.append(EvalTiming(name, loop, batch, rate, result, load.cores))
     if abs(evals[0].result["loss"] - evals[1].result["loss"]) > 1e-4:
         say(f"WARNING {name}: the two pipelines disagree on the test loss of the same weights "
             f"({evals[0].result['loss']:.6f} vs {evals[1].result['loss']:.6f}): they do not see the same inputs")
@@ -313,6 +353,10 @@ def hardware(device: torch.device) -> list[str]:
     return lines
 
 
+def cores(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def markdown(header: list[str], rows: list[list[str]]) -> str:
     aligns = ["---" if i < 3 else "---:" for i in range(len(header))]
     return "\n".join("| " + " | ".join(r) + " |" for r in [header, aligns, *rows])
@@ -321,15 +365,16 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
 def train_table(timings: list[TrainTiming]) -> str:
     reference = {t.dataset: t for t in timings if t.loop == "reference"}
     rows = [[t.dataset, t.loop, str(t.batch), f"{t.rate:,.0f}", f"{t.all_epochs_rate:,.0f}",
-             f"{t.rate / reference[t.dataset].rate:.1f}x"] for t in timings]
-    return markdown(["dataset", "loop", "batch", "train img/s", "all epochs img/s", "vs reference"], rows)
+             f"{t.rate / reference[t.dataset].rate:.1f}x", cores(t.other_cores)] for t in timings]
+    return markdown(["dataset", "loop", "batch", "train img/s", "all epochs img/s", "vs reference",
+                     "other load (cores)"], rows)
 
 
 def eval_table(evals: list[EvalTiming]) -> str:
     reference = {e.dataset: e for e in evals if e.loop == "reference"}
     rows = [[e.dataset, e.loop, str(e.batch), f"{e.rate:,.0f}", f"{e.rate / reference[e.dataset].rate:.1f}x",
-             f"{e.result['acc']:.4f}"] for e in evals]
-    return markdown(["dataset", "loop", "batch", "eval img/s", "vs reference", "test acc"], rows)
+             f"{e.result['acc']:.4f}", cores(e.other_cores)] for e in evals]
+    return markdown(["dataset", "loop", "batch", "eval img/s", "vs reference", "test acc", "other load (cores)"], rows)
 
 
 def parse_args(argv=None):

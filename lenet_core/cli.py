@@ -100,6 +100,23 @@ def cmd_data_prepare(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from . import sweep
+
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs} is out of range: give 1 or more")
+    if args.dry_run:
+        jobs, skipped = sweep.plan(args.profile, args.only, args.datasets)
+        for job in jobs:
+            state = "done" if job.done() else f"{len(job.pending())} of {len(job.configs)} runs to train"
+            print(f"{job.name}: {state}")
+        for s in skipped:
+            print(f"{s.name}: skipped ({s.reason})")
+        return 0
+    failed = sweep.run(args.profile, args.only, args.datasets, args.jobs)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     choices = "; ".join(f"{k}: {', '.join(v)}" for k, v in NAME_CHOICES.items())
     parser = argparse.ArgumentParser(
@@ -107,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="LeNet-5, modernized: train, evaluate and prepare data.",
         epilog="Configuration keys and their valid names -- " + choices,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,test,data}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,test,sweep,data}")
 
     def config_args(p):
         p.add_argument("-c", "--config", metavar="FILE",
@@ -130,6 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(p)
     p.add_argument("--key", help="run key (results/<key>.json); or give the configuration instead")
     p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("sweep", help="execute the notebooks of a profile with papermill",
+                       description="Execute every (notebook, parameter set, dataset) of the sweep "
+                                   "specification (notebooks/sweep.yml) for a profile into book/runs/. "
+                                   "Stored runs are loaded, not retrained; a failed notebook does not stop "
+                                   "the others; an interrupted sweep resumes where it stopped.")
+    p.add_argument("--profile", default="quick", help="smoke, quick or full (default: quick)")
+    p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="only these notebooks")
+    p.add_argument("--datasets", nargs="+", metavar="DATASET", help="only these datasets")
+    p.add_argument("--jobs", type=int, help="notebooks at once (default: one per CPU core, one thread each)")
+    p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("data", help="prepare the datasets")
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="{prepare}")

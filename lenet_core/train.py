@@ -164,6 +164,8 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
     if not isinstance(config, RunConfig):
         raise TypeError(f"train() takes a RunConfig, got {type(config).__name__}")
     dev = pick_device(device)
+    if os.environ.get("LENET_THREADS"):  # set by the sweep when it runs several notebooks at once
+        torch.set_num_threads(int(os.environ["LENET_THREADS"]))
     data = splits(config.dataset, str(dev))
     train_x, train_y = data.train_x, data.train_y
     if config.train_size:

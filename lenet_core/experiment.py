@@ -1,0 +1,168 @@
+"""From a notebook's parameters to the runs behind it, using the sweep specification.
+
+A notebook says which technique it studies and with which parameter values;
+the profile (smoke / quick / full) says how much compute to spend. This module
+turns that into one validated RunConfig per seed, and runs or loads them.
+
+    exp = experiment("activation", dataset="mnist", profile="quick", act="tanh")
+    records = exp.run()
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from .config import RunConfig
+from .paths import project_root
+
+PROFILES = ("smoke", "quick", "full")
+PROFILE_ENV = "LENET_PROFILE"  # overrides every notebook's profile (CI runs notebooks in smoke)
+
+
+def spec_path() -> Path:
+    return Path(os.environ.get("LENET_SWEEP_SPEC", project_root() / "notebooks" / "sweep.yml"))
+
+
+@lru_cache(maxsize=4)
+def _load(path: Path) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def load_spec() -> dict:
+    return _load(spec_path())
+
+
+def active_profile(profile: str) -> str:
+    """The profile to use: $LENET_PROFILE when set, else the one given; checked."""
+    chosen = os.environ.get(PROFILE_ENV) or profile
+    if chosen not in PROFILES:
+        source = f"${PROFILE_ENV}" if os.environ.get(PROFILE_ENV) else "profile"
+        raise ValueError(f"unknown {source} {chosen!r}; valid: {', '.join(PROFILES)}")
+    return chosen
+
+
+def check_notebook(notebook: str) -> dict:
+    notebooks = load_spec()["notebooks"]
+    if notebook not in notebooks:
+        raise ValueError(f"unknown notebook {notebook!r}; valid: {', '.join(notebooks)}")
+    return notebooks[notebook]
+
+
+def profile_settings(notebook: str, profile: str) -> dict:
+    """epochs, train_size, seeds and datasets of `profile`, with the notebook's overrides."""
+    entry = check_notebook(notebook)
+    profile = active_profile(profile)
+    return {**load_spec()["profiles"][profile], **entry.get(profile, {})}
+
+
+def per_dataset(value, dataset: str):
+    """Resolve a {dataset: value, default: value} mapping; other values pass through."""
+    if isinstance(value, dict) and value and set(value) <= {"mnist", "fashion_mnist", "cifar10", "default"}:
+        return value.get(dataset, value.get("default"))
+    return value
+
+
+def param_sets(notebook: str) -> list[dict]:
+    """Every parameter set the sweep executes `notebook` with."""
+    params = check_notebook(notebook).get("params", [{}])
+    if isinstance(params, dict):  # a mapping of lists: every combination
+        keys = list(params)
+        return [dict(zip(keys, combo)) for combo in itertools.product(*(params[k] for k in keys))]
+    return [dict(p) for p in params]
+
+
+def build_config(base: dict, dataset: str, **values) -> RunConfig:
+    """A RunConfig from a base (possibly "preset: classic") and overrides, resolved for `dataset`."""
+    merged = {k: per_dataset(v, dataset) for k, v in {**base, **values}.items()}
+    merged["dataset"] = dataset
+    preset = merged.pop("preset", "modern")
+    if preset == "classic":
+        return RunConfig.classic(**merged)
+    if preset != "modern":
+        raise ValueError(f"unknown preset {preset!r}; valid: modern, classic")
+    return RunConfig.from_dict(merged)
+
+
+@dataclass
+class Experiment:
+    """One configuration of one notebook, over several seeds."""
+
+    notebook: str
+    dataset: str
+    profile: str
+    configs: list[RunConfig] = field(default_factory=list)  # one per seed
+    label: str = ""
+
+    @property
+    def seeds(self) -> list[int]:
+        return [c.seed for c in self.configs]
+
+    @property
+    def config(self) -> RunConfig:
+        """The configuration shared by all seeds (shown with seed 0's value)."""
+        return self.configs[0]
+
+    def run(self, device: str | None = None, progress: bool | None = None, log=print) -> list[dict]:
+        from .store import train_or_load
+
+        return [train_or_load(c, device=device, progress=progress, log=log) for c in self.configs]
+
+    def stored(self) -> bool:
+        from .store import load, run_key
+
+        return all(load(run_key(c)) is not None for c in self.configs)
+
+
+def experiment(notebook: str, *, dataset: str = "mnist", profile: str = "quick",
+               seeds: list[int] | None = None, base: dict | None = None, label: str = "",
+               **params) -> Experiment:
+    """The runs of `notebook` with `params` on `dataset`, sized by `profile`.
+
+    Training length and seeds come from the profile (the sweep specification),
+    unless `seeds` is given. Every name and number is validated here, before
+    anything is trained or written.
+    """
+    entry = check_notebook(notebook)
+    profile = active_profile(profile)
+    settings = profile_settings(notebook, profile)
+    seeds = settings["seeds"] if seeds is None else seeds
+    if isinstance(seeds, int):
+        seeds = list(range(seeds))
+    if not seeds:
+        raise ValueError("seeds is empty; give a list such as [0, 1, 2] or a count such as 3")
+    base = {**entry.get("base", {}), **(base or {}),
+            "epochs": settings["epochs"], "train_size": settings["train_size"]}
+    configs = [build_config(base, dataset, **params, seed=int(s)) for s in seeds]
+    return Experiment(notebook, dataset, profile, configs, label)
+
+
+def ladder(dataset: str = "mnist", profile: str = "quick", seeds: list[int] | None = None) -> list[Experiment]:
+    """The cumulative modernization ladder: rung k = rung k-1 plus one change."""
+    changes: dict = {}
+    rungs = []
+    for rung in check_notebook("modern")["ladder"]:
+        rung = dict(rung)
+        name = rung.pop("rung")
+        changes.update(rung)
+        rungs.append(experiment("modern", dataset=dataset, profile=profile, seeds=seeds, label=name, **changes))
+    return rungs
+
+
+def describe_network(config: RunConfig) -> str:
+    """A deterministic one-paragraph description of the network (checked by nbval)."""
+    from .data import DATASETS
+    from .model import LeNet5, count_parameters
+
+    spec = DATASETS[config.dataset]
+    model = LeNet5(**config.model_kwargs())
+    return (f"LeNet-5 on {spec.title} ({spec.channels}x32x32 input): act={config.act}, pool={config.pool}, "
+            f"init={config.init}, C3 table={'1998 partial' if config.c3_table else 'full'}, "
+            f"batch norm={'on' if config.batch_norm else 'off'}, dropout={config.dropout}; "
+            f"{count_parameters(model):,} trainable parameters")

@@ -1,0 +1,63 @@
+"""Statistics across seeds: means, 95% confidence intervals, tests against a baseline.
+
+Seeds are few (3 to 5), so intervals use Student's t, not a normal
+approximation, and comparisons use Welch's t-test (no equal-variance
+assumption). A single seed has a mean but no interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+from scipy import stats as _st
+
+
+@dataclass(frozen=True)
+class Summary:
+    mean: float
+    half_width: float  # of the 95% interval; nan with fewer than two values
+    n: int
+    std: float
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.half_width
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.half_width
+
+    def format(self, scale: float = 100.0, digits: int = 2) -> str:
+        """'98.91 ± 0.12 (n=3)' in percent by default; no interval for one seed."""
+        if self.n == 0:
+            return "–"
+        if math.isnan(self.half_width):
+            return f"{self.mean * scale:.{digits}f} (n={self.n})"
+        return f"{self.mean * scale:.{digits}f} ± {self.half_width * scale:.{digits}f} (n={self.n})"
+
+
+def summarize(values: Iterable[float], confidence: float = 0.95) -> Summary:
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    n = len(x)
+    if n == 0:
+        return Summary(math.nan, math.nan, 0, math.nan)
+    if n == 1:
+        return Summary(float(x[0]), math.nan, 1, math.nan)
+    std = float(x.std(ddof=1))
+    half = float(_st.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n))
+    return Summary(float(x.mean()), half, n, std)
+
+
+def welch_p(a: Iterable[float], b: Iterable[float]) -> float:
+    """Two-sided p-value of Welch's t-test; nan when either side has fewer than two values
+    or both are constant and equal."""
+    a = np.asarray([v for v in a if v is not None], dtype=float)
+    b = np.asarray([v for v in b if v is not None], dtype=float)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    if a.std() == 0 and b.std() == 0:
+        return 1.0 if a.mean() == b.mean() else 0.0
+    return float(_st.ttest_ind(a, b, equal_var=False).pvalue)

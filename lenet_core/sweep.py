@@ -1,0 +1,186 @@
+"""The sweep: execute every (notebook, parameter set, dataset) of a profile with papermill.
+
+Planning, skipping stored work, progress and failure reporting live here;
+the executor only runs one notebook. Runs are cached by the run store, so a
+killed sweep resumes where it stopped: finished runs load in seconds, and an
+executed notebook is moved into `book/` only once it has run to the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .experiment import (Experiment, active_profile, check_notebook, experiment, ladder,
+                         load_spec, param_sets, profile_settings)
+from .paths import atomic_write, project_root
+
+# Rough cost model for the progress estimate: seconds of one notebook that only
+# loads stored runs, and training images per second of one CPU process.
+LOAD_SECONDS = 6.0
+IMAGES_PER_SECOND = 10_000.0
+
+
+def notebooks_dir() -> Path:
+    return project_root() / "notebooks"
+
+
+def executed_dir() -> Path:
+    """Executed notebooks: build output under book/, never committed."""
+    return Path(os.environ.get("LENET_EXECUTED_DIR", project_root() / "book" / "runs"))
+
+
+def notebook_experiments(notebook: str, dataset: str, profile: str, seeds=None, **params) -> list[Experiment]:
+    """The experiments one execution of `notebook` trains or loads (the ladder for `modern`)."""
+    if notebook == "modern":
+        return ladder(dataset=dataset, profile=profile, seeds=seeds)
+    return [experiment(notebook, dataset=dataset, profile=profile, seeds=seeds, **params)]
+
+
+def slug(params: dict) -> str:
+    if not params:
+        return "default"
+    text = "_".join(f"{k}={v}" for k, v in params.items())
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text)
+
+
+@dataclass
+class Job:
+    notebook: str
+    dataset: str
+    params: dict
+    profile: str
+    experiments: list[Experiment] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.notebook}/{self.dataset}/{slug(self.params)}"
+
+    @property
+    def output(self) -> Path:
+        return executed_dir() / self.notebook / self.dataset / f"{slug(self.params)}.ipynb"
+
+    @property
+    def configs(self):
+        return [c for e in self.experiments for c in e.configs]
+
+    def pending(self) -> list:
+        """Configurations of this job not yet in the run store."""
+        from .store import load, run_key
+
+        return [c for c in self.configs if load(run_key(c)) is None]
+
+    def done(self) -> bool:
+        source = notebooks_dir() / f"{self.notebook}.ipynb"
+        return (self.output.exists() and self.output.stat().st_mtime >= source.stat().st_mtime
+                and not self.pending())
+
+    def cost(self) -> float:
+        """Estimated seconds: loading plus training what is not stored yet."""
+        images = sum(c.epochs * (c.train_size or 54_000) for c in self.pending())
+        return LOAD_SECONDS + images / IMAGES_PER_SECOND
+
+
+@dataclass
+class Skipped:
+    name: str
+    reason: str
+
+
+def plan(profile: str, only: list[str] | None = None, datasets: list[str] | None = None
+         ) -> tuple[list[Job], list[Skipped]]:
+    """Every job of the profile; combinations a dataset does not allow are skipped with the reason."""
+    profile = active_profile(profile)
+    notebooks = list(load_spec()["notebooks"])
+    for name in only or []:
+        check_notebook(name)
+    jobs, skipped = [], []
+    for notebook in only or notebooks:
+        wanted = profile_settings(notebook, profile)["datasets"]
+        for dataset in wanted if datasets is None else [d for d in datasets if d in wanted]:
+            for params in param_sets(notebook):
+                try:
+                    exps = notebook_experiments(notebook, dataset, profile, **params)
+                except ValueError as exc:
+                    skipped.append(Skipped(f"{notebook}/{dataset}/{slug(params)}", str(exc)))
+                    continue
+                jobs.append(Job(notebook, dataset, params, profile, exps))
+    return jobs, skipped
+
+
+def execute(job: Job) -> None:
+    """Run the job's notebook with papermill; the output appears only when it ran to the end."""
+    import papermill
+
+    job.output.parent.mkdir(parents=True, exist_ok=True)
+    failed = job.output.with_suffix(".failed.ipynb")
+    failed.unlink(missing_ok=True)
+    tmp = job.output.with_name(f".{job.output.stem}.{os.getpid()}.running.ipynb")
+    parameters = dict(dataset=job.dataset, profile=job.profile, **job.params)
+    try:
+        papermill.execute_notebook(str(notebooks_dir() / f"{job.notebook}.ipynb"), str(tmp),
+                                   parameters=parameters, progress_bar=False, cwd=str(notebooks_dir()),
+                                   kernel_name="python3")
+    except BaseException:
+        if tmp.exists():
+            os.replace(tmp, failed)  # kept for the user to open: it shows the failing cell
+        raise
+    atomic_write(job.output, lambda out: os.replace(tmp, out))
+
+
+def default_jobs() -> int:
+    """One notebook per core, each training with one thread (faster than one process with all)."""
+    return max(1, os.cpu_count() or 1)
+
+
+def run(profile: str, only: list[str] | None = None, datasets: list[str] | None = None,
+        jobs: int | None = None, executor=execute, out=sys.stdout) -> int:
+    """Execute the sweep; returns the number of failed jobs (0 = all done)."""
+    from tqdm.auto import tqdm
+
+    all_jobs, skipped = plan(profile, only, datasets)
+    todo = [j for j in all_jobs if not j.done()]
+    jobs = jobs or default_jobs()
+    os.environ["LENET_PROGRESS"] = "0"  # the kernels' own bars would interleave
+    if jobs > 1:
+        os.environ["LENET_THREADS"] = "1"
+    n_runs = sum(len(j.configs) for j in all_jobs)
+    n_train = sum(len(j.pending()) for j in todo)
+    print(f"sweep {active_profile(profile)}: {len(all_jobs)} notebook executions ({n_runs} runs), "
+          f"{len(all_jobs) - len(todo)} already done, {n_train} runs to train, {jobs} at a time", file=out)
+    failures: list[tuple[Job, str]] = []
+    costs = {id(j): j.cost() for j in todo}
+    bar = tqdm(total=round(sum(costs.values())), unit="s", desc="sweep", file=out,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} est. s [{elapsed}<{remaining}] {postfix}")
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pending = {pool.submit(executor, job): job for job in todo}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job = pending.pop(future)
+                error = future.exception()
+                if error is not None:
+                    failures.append((job, _one_line(error)))
+                bar.update(round(costs[id(job)]))
+                bar.set_postfix_str(f"last: {job.name}{' FAILED' if error else ''}")
+    bar.close()
+    print(f"sweep finished in {time.perf_counter() - started:.0f} s: "
+          f"{len(todo) - len(failures)} executed, {len(failures)} failed", file=out)
+    for s in skipped:
+        print(f"  skipped {s.name}: {s.reason}", file=out)
+    for job, message in failures:
+        print(f"  FAILED {job.name}: {message}\n    see {job.output.with_suffix('.failed.ipynb')}", file=out)
+    return len(failures)
+
+
+def _one_line(error: BaseException) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines()
+    # papermill's message ends with the exception line of the failing cell
+    meaningful = [line for line in text if line.strip() and not line.startswith("-")]
+    return (meaningful[-1] if meaningful else type(error).__name__)[:300]
