@@ -117,6 +117,20 @@ def cmd_sweep(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_notebooks(args) -> int:
+    from . import notebooks
+
+    paths = notebooks.notebook_paths(args.names)
+    if args.notebooks_command == "refresh":
+        for path in paths:
+            notebooks.refresh(path)
+            print(f"refreshed {path}")
+    problems = [p for path in paths for p in notebooks.output_problems(path)]
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     choices = "; ".join(f"{k}: {', '.join(v)}" for k, v in NAME_CHOICES.items())
     parser = argparse.ArgumentParser(
@@ -124,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="LeNet-5, modernized: train, evaluate and prepare data.",
         epilog="Configuration keys and their valid names -- " + choices,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,test,sweep,data}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,test,sweep,notebooks,data}")
 
     def config_args(p):
         p.add_argument("-c", "--config", metavar="FILE",
@@ -159,6 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, help="notebooks at once (default: one per CPU core, one thread each)")
     p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("notebooks", help="check or refresh the committed notebooks",
+                       description="Committed notebooks carry no outputs except the reference output of "
+                                   "cells marked # NBVAL_CHECK_OUTPUT. `check` lists violations (exit 1); "
+                                   "`refresh` re-executes in the smoke profile and keeps only those outputs.")
+    p.add_argument("notebooks_command", choices=["check", "refresh"])
+    p.add_argument("names", nargs="*", metavar="NOTEBOOK", help="notebook names (default: all)")
+    p.set_defaults(func=cmd_notebooks)
 
     p = sub.add_parser("data", help="prepare the datasets")
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="{prepare}")

@@ -228,5 +228,23 @@ def weight_summary(model: nn.Module, threshold: float = 1e-3) -> dict:
     )
 
 
-__all__ = ["LOG10_EDGES", "Layers", "OUTPUT", "activations", "dead_fraction", "gradient_norms",
-           "init_statistics", "layer_names", "weight_summary"]
+def activation_histograms(model: LeNet5, x: torch.Tensor, bins: int = 40) -> dict[str, dict]:
+    """Per activation layer, a histogram of its outputs on x (edges and counts, JSON-ready)."""
+    result = {}
+    for name, a in activations(model, x).items():
+        values = a.flatten().double().numpy()
+        values = values[np.isfinite(values)]
+        counts, edges = np.histogram(values, bins=bins)
+        result[name] = dict(edges=[round(float(e), 6) for e in edges], counts=[int(c) for c in counts])
+    return result
+
+
+def trained_summary(model: LeNet5, x: torch.Tensor) -> dict:
+    """What the notebooks show of a trained network, small enough to live in its run record:
+    dead units and activation histograms on the batch x, and the weight summary."""
+    return dict(batch=len(x), dead_fraction=dead_fraction(model, x),
+                activation_histograms=activation_histograms(model, x), weights=weight_summary(model))
+
+
+__all__ = ["LOG10_EDGES", "Layers", "OUTPUT", "activation_histograms", "activations", "dead_fraction",
+           "gradient_norms", "init_statistics", "layer_names", "trained_summary", "weight_summary"]

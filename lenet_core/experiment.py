@@ -114,6 +114,22 @@ class Experiment:
 
         return [train_or_load(c, device=device, progress=progress, log=log) for c in self.configs]
 
+    def model_at_init(self, seed: int | None = None):
+        """The network of this experiment as training starts (seed: the first seed's)."""
+        import torch
+
+        from .model import LeNet5
+
+        torch.manual_seed(self.configs[0].seed if seed is None else seed)
+        return LeNet5(**self.config.model_kwargs())
+
+    def batch(self, n: int = 512):
+        """The first n training images and labels (CPU): a fixed batch for diagnostics."""
+        from .data import splits
+
+        data = splits(self.dataset, "cpu")
+        return data.train_x[:n], data.train_y[:n]
+
     def stored(self) -> bool:
         from .store import load, run_key
 

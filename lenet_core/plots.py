@@ -224,6 +224,9 @@ def confusion(record: dict, classes: Sequence[str], ax: Axes | None = None) -> F
 def histograms(values: Mapping[str, object], bins: int = 50, ax=None, *, xlabel: str = "value") -> Figure:
     """One small histogram panel per layer (activations, gradients, weights), in the dict's order.
 
+    A value is raw numbers (histogrammed here) or a stored histogram
+    {"edges": [...], "counts": [...]} such as a run record's diagnostics hold.
+
     `ax` is None (a grid of up to four panels a row is made) or a sequence /
     array of Axes with at least one per layer; panels left over are hidden.
     Non-finite values are dropped so a diverged network still draws.
@@ -237,9 +240,11 @@ def histograms(values: Mapping[str, object], bins: int = 50, ax=None, *, xlabel:
     if len(axes) < len(values):
         raise ValueError(f"{len(values)} layers but only {len(axes)} axes")
     for panel, (name, v) in zip(axes, values.items()):
-        data = _to_numpy(v).ravel()
-        data = data[np.isfinite(data)]
-        panel.hist(data, bins=bins, color="tab:blue", alpha=0.8)
+        if isinstance(v, Mapping):  # a stored histogram: {"edges": [...], "counts": [...]}
+            panel.stairs(v["counts"], v["edges"], fill=True, color="tab:blue", alpha=0.8)
+        else:
+            data = _to_numpy(v).ravel()
+            panel.hist(data[np.isfinite(data)], bins=bins, color="tab:blue", alpha=0.8)
         panel.set_title(name)
         panel.set_xlabel(xlabel)
         _style(panel)

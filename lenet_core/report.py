@@ -49,3 +49,77 @@ def headline(records: list[dict], metric: str = "test_acc_best") -> str:
 
 def _pct(value):
     return None if value is None else round(100 * value, 2)
+
+
+def gap_table(records: list[dict]) -> pd.DataFrame:
+    """Train and validation accuracy at the last epoch, and the gap between them, per seed."""
+    rows = []
+    for r in records:
+        last = r["history"][-1]
+        if last["train_acc"] is None:
+            continue
+        rows.append({"seed": r["config"]["seed"], "train acc": _pct(last["train_acc"]),
+                     "val acc": _pct(last["val_acc"]),
+                     "gap (points)": round(100 * (last["train_acc"] - last["val_acc"]), 2)})
+    return pd.DataFrame(rows)
+
+
+def sweep_table(notebook: str, dataset: str, profile: str, seeds=None) -> pd.DataFrame:
+    """Every parameter set the sweep runs for `notebook`, from the run store only (nothing is
+    trained): mean ± 95% CI of test accuracy, seeds stored, seeds diverged."""
+    from .experiment import param_sets
+    from .store import load, run_key
+    from .sweep import notebook_experiments
+
+    rows = []
+    for params in param_sets(notebook):
+        try:
+            exps = notebook_experiments(notebook, dataset, profile, seeds=seeds, **params)
+        except ValueError:
+            continue  # not applicable to this dataset
+        for exp in exps:
+            stored = [r for r in (load(run_key(c)) for c in exp.configs) if r is not None]
+            ok = [r for r in stored if r["status"] == "ok"]
+            rows.append({**params, **({"rung": exp.label} if exp.label else {}),
+                         "test acc (best-val epoch)": summarize(r["metrics"]["test_acc_best"] for r in ok).format(),
+                         "seeds stored": f"{len(stored)}/{len(exp.configs)}",
+                         "diverged": len(stored) - len(ok)})
+    return pd.DataFrame(rows)
+
+
+def overview(records: list[dict], label: str = "") -> None:
+    """What every notebook shows first: the seed table, the headline, the learning curves,
+    and where the classes are many and confusable, the confusion matrix of the first seed."""
+    import matplotlib.pyplot as plt
+    from IPython.display import Markdown, display
+
+    from . import plots
+    from .data import DATASETS
+
+    display(seed_table(records))
+    display(Markdown(f"**{label or 'This configuration'}**: {headline(records)}."))
+    groups = {label or "runs": records}
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
+    plots.learning_curves(groups, metric="train_loss", ax=axes[0])
+    plots.learning_curves(groups, metric="val_loss", ax=axes[1])
+    plots.learning_curves(groups, metric="val_acc", ax=axes[2])
+    plt.show()
+    first = next((r for r in records if r["status"] == "ok"), None)
+    dataset = records[0]["config"]["dataset"] if records else "mnist"
+    if first is not None and dataset != "mnist":
+        plots.confusion(first, DATASETS[dataset].classes)
+        plt.show()
+
+
+def ladder_table(rungs, records: dict[str, list[dict]]) -> pd.DataFrame:
+    """One row per rung of the modernization ladder: what it changed and its test accuracy."""
+    rows, before = [], None
+    for rung in rungs:
+        now = rung.config.to_dict()
+        changed = [f"{k}={v}" for k, v in now.items() if before is not None and v != before[k]]
+        ok = [r for r in records[rung.label] if r["status"] == "ok"]
+        rows.append({"rung": rung.label, "change": ", ".join(changed) or "(the 1998 network)",
+                     "test acc (best-val epoch)": summarize(r["metrics"]["test_acc_best"] for r in ok).format(),
+                     "diverged": len(records[rung.label]) - len(ok)})
+        before = now
+    return pd.DataFrame(rows)

@@ -22,6 +22,7 @@ from torch import nn
 
 from .config import RunConfig
 from .data import Splits, splits
+from .diagnostics import trained_summary
 from .model import LeNet5, TableConv2d, count_parameters
 
 # Bump when a change alters what a stored run would contain (its numbers or
@@ -29,6 +30,7 @@ from .model import LeNet5, TableConv2d, count_parameters
 ENGINE_VERSION = "1"
 
 EVAL_BATCH = 2048
+DIAGNOSTIC_BATCH = 1024
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -110,6 +112,14 @@ def augment(x: torch.Tensor, kind: str, data: Splits, g: torch.Generator) -> tor
     if "flip" in kind:
         x = random_flip(x, g)
     return x
+
+
+def augmented_examples(dataset: str, kind: str, n: int = 8, copies: int = 4, seed: int = 0) -> torch.Tensor:
+    """`copies` augmented versions of each of the first n training images, one image's copies
+    side by side: what the network sees under augmentation `kind`."""
+    data = splits(dataset, "cpu")
+    x = data.train_x[:n].repeat_interleave(copies, dim=0)
+    return augment(x, kind, data, torch.Generator().manual_seed(seed))
 
 
 # ---------------------------------------------------------------- evaluation
@@ -246,9 +256,11 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
                        test_confusion_best=best_test["confusion"])
         if not config.patience:  # without early stopping the model a user gets is the last one
             model.load_state_dict(weights["last"])
+        diagnostics = trained_summary(model, data.val_x[:DIAGNOSTIC_BATCH])
     else:
         metrics.update(test_loss_last=None, test_acc_last=None, test_loss_best=None,
                        test_acc_best=None, test_confusion_best=None)
+        diagnostics = None
 
     record = dict(
         engine_version=ENGINE_VERSION,
@@ -257,6 +269,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
         status=status,
         history=history,
         metrics=metrics,
+        diagnostics=diagnostics,  # of the returned model, on the first validation images
         provenance=dict(
             date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             host=socket.gethostname(),
