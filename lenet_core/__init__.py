@@ -5,7 +5,7 @@
 """
 
 from .config import RunConfig
-from .experiment import describe_network, experiment, ladder
+from .experiments import describe_network, experiment, ladder
 from .data import DATASETS, DataError, prepare, splits
 from .model import LeNet5, count_parameters
 from .store import run_key, train_or_load

@@ -41,7 +41,7 @@ def output_problems(path: Path) -> list[str]:
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
-        if cell.get("execution_count") is not None:
+        if cell.get("execution_count") is not None and not is_checked(cell):
             problems.append(f"{path.name} cell {i}: has an execution count")
         if not cell.outputs:
             continue
@@ -54,15 +54,14 @@ def output_problems(path: Path) -> list[str]:
 
 def clean(nb, reference=None):
     """Strip every output and count; checked cells take their outputs from `reference`
-    (an executed copy with the same cells) when given."""
+    (an executed copy with the same cells) when given, and keep a count, which nbval
+    needs to treat a cell as having a reference output."""
     executed = {c.source: c.outputs for c in reference.cells if c.cell_type == "code"} if reference else {}
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
-        cell.outputs = executed.get(cell.source, []) if is_checked(cell) else []
-        for out in cell.outputs:
-            out.pop("execution_count", None)
+        cell.outputs = executed.get(cell.source, cell.outputs) if is_checked(cell) else []
+        cell.execution_count = 1 if cell.outputs else None
         cell.metadata.pop("execution", None)
     return nb
 

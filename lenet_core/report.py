@@ -67,7 +67,7 @@ def gap_table(records: list[dict]) -> pd.DataFrame:
 def sweep_table(notebook: str, dataset: str, profile: str, seeds=None) -> pd.DataFrame:
     """Every parameter set the sweep runs for `notebook`, from the run store only (nothing is
     trained): mean ± 95% CI of test accuracy, seeds stored, seeds diverged."""
-    from .experiment import param_sets
+    from .experiments import param_sets
     from .store import load, run_key
     from .sweep import notebook_experiments
 

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .experiment import (Experiment, active_profile, check_notebook, experiment, ladder,
+from .experiments import (Experiment, active_profile, check_notebook, experiment, ladder,
                          load_spec, param_sets, profile_settings)
 from .paths import atomic_write, project_root
 
@@ -158,18 +158,27 @@ def run(profile: str, only: list[str] | None = None, datasets: list[str] | None 
     bar = tqdm(total=round(sum(costs.values())), unit="s", desc="sweep", file=out,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} est. s [{elapsed}<{remaining}] {postfix}")
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        pending = {pool.submit(executor, job): job for job in todo}
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    pending = {pool.submit(executor, job): job for job in todo}
+    try:
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 job = pending.pop(future)
                 error = future.exception()
+                if error is not None and not isinstance(error, Exception):
+                    raise error  # an interrupt, not a failure of this notebook
                 if error is not None:
                     failures.append((job, _one_line(error)))
                 bar.update(round(costs[id(job)]))
                 bar.set_postfix_str(f"last: {job.name}{' FAILED' if error else ''}")
-    bar.close()
+    except BaseException:
+        print(f"\nsweep interrupted: runs finished so far are stored; run it again to resume "
+              f"({sum(f.running() for f in pending)} notebooks in flight are finishing)", file=out)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
     print(f"sweep finished in {time.perf_counter() - started:.0f} s: "
           f"{len(todo) - len(failures)} executed, {len(failures)} failed", file=out)
     for s in skipped:

@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from lenet_core import experiment, sweep
+from lenet_core import experiments, sweep
 from lenet_core.store import load, run_key
 
 pytestmark = pytest.mark.usefixtures("mnist_ready")
@@ -26,8 +26,8 @@ def fake_execute(job):
 
 def test_plan_covers_the_specification_and_lists_what_it_skips():
     jobs, skipped = sweep.plan("smoke")
-    spec = experiment.load_spec()["notebooks"]
-    expected = sum(len(experiment.param_sets(nb)) for nb in spec)
+    spec = experiments.load_spec()["notebooks"]
+    expected = sum(len(experiments.param_sets(nb)) for nb in spec)
     assert len(jobs) + len(skipped) == expected  # smoke: one dataset
     assert {s.name for s in skipped} == {"augmentation/mnist/augment=flip", "augmentation/mnist/augment=shift_flip"}
     assert all("valid for mnist" in s.reason for s in skipped)
@@ -73,13 +73,13 @@ def test_a_failing_notebook_does_not_stop_the_others():
 
 
 def test_an_interrupted_sweep_resumes_where_it_stopped():
-    calls = []
+    finished = []
 
     def interrupted(job):
-        calls.append(job.name)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
+        if job.params == {"pool": "max"}:
+            raise KeyboardInterrupt  # Ctrl-C while this notebook runs
         fake_execute(job)
+        finished.append(job.name)
 
     with pytest.raises(KeyboardInterrupt):
         sweep.run("smoke", only=["pooling"], jobs=1, executor=interrupted, out=io.StringIO())
@@ -90,7 +90,9 @@ def test_an_interrupted_sweep_resumes_where_it_stopped():
         fake_execute(job)
 
     assert sweep.run("smoke", only=["pooling"], jobs=1, executor=record, out=io.StringIO()) == 0
-    assert calls[0] not in resumed and len(resumed) == 2  # the finished one is not redone
+    assert "pooling/mnist/pool=max" in resumed
+    assert not set(finished) & set(resumed)  # what finished is not redone
+    assert len(finished) + len(resumed) == 3
 
 
 def test_slugs_are_file_names():
