@@ -6,15 +6,19 @@ BIN    := $(VENV)/bin
 DATA_MIRROR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd)
 export DATA_MIRROR
 
+PROFILE   ?= quick
+JOBS      ?=
 INSTALLED := $(VENV)/.installed
 DATASETS  := mnist fashion_mnist cifar10
 
-.PHONY: install data test clean help
+.PHONY: install data test sweep lab clean help
 
 help:
 	@echo "make install   create $(VENV) and install the project with its dev extras"
 	@echo "make data      import, verify and cache the datasets (mirror: $(or $(DATA_MIRROR),none, torchvision download))"
-	@echo "make test      install and prepare data when needed, then run the tests"
+	@echo "make test      install and prepare data when needed, then run the tests and the notebooks (nbval, smoke)"
+	@echo "make sweep     execute the notebooks of PROFILE=$(PROFILE) (smoke|quick|full) into book/runs; JOBS=N at once"
+	@echo "make lab       open the notebooks in JupyterLab"
 	@echo "make clean     remove build output and caches (keeps results/ and data/)"
 
 install: $(INSTALLED)
@@ -30,9 +34,20 @@ data: $(DATASETS:%=data/%.json)
 data/%.json: | $(INSTALLED)
 	$(BIN)/python -m lenet_core data prepare $*
 
+# The notebooks run in the smoke profile against a throwaway run store, so the
+# committed store in results/ only ever holds real profiles' runs.
 test: install data
 	$(BIN)/python -m pytest
+	@store=$$(mktemp -d) && trap 'rm -rf "$$store"' EXIT && \
+	LENET_PROFILE=smoke LENET_RESULTS_DIR=$$store/results LENET_CHECKPOINTS_DIR=$$store/checkpoints \
+	LENET_PROGRESS=0 $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider notebooks/
+
+sweep: install data
+	$(BIN)/python -m lenet_core sweep --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS))
+
+lab: install data
+	$(BIN)/jupyter lab notebooks/
 
 clean:
-	rm -rf _build .pytest_cache checkpoints
+	rm -rf _build .pytest_cache checkpoints book/runs
 	find . -name __pycache__ -prune -exec rm -rf {} +
