@@ -44,12 +44,7 @@ def load_config(path: str | None, sets: list[str]) -> RunConfig:
         if not sep or not key:
             raise UserError(f"--set {item!r} is not key=value (for example --set act=tanh)")
         values[key.strip()] = _parse_value(value.strip())
-    preset = values.pop("preset", "modern")
-    if preset == "classic":
-        return RunConfig.classic(**values)
-    if preset != "modern":
-        raise UserError(f"unknown preset {preset!r}; valid: modern, classic")
-    return RunConfig.from_dict(values)
+    return RunConfig.from_values(values)
 
 
 def cmd_train(args) -> int:

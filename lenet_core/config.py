@@ -15,6 +15,7 @@ from .model import ACTIVATIONS, INITIALIZERS, POOLS
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "one_cycle", "lecun1998")
 AUGMENTATIONS = ("none", "shift", "flip", "shift_flip")
+PRESETS = ("modern", "classic")
 
 NAME_CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": tuple(DATASETS),
@@ -99,7 +100,16 @@ class RunConfig:
         values = dict(dataset=dataset, act="scaled_tanh", pool="subsample", init="lecun_uniform",
                       c3_table=True, optimizer="momentum", lr=0.05, schedule="lecun1998",
                       batch_size=32, epochs=20)
-        return cls(**{**values, **overrides})
+        return cls.from_dict({**values, **overrides})
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> "RunConfig":
+        """Fields plus an optional "preset" to start from: "modern" (the defaults) or "classic"."""
+        values = dict(values)
+        preset = values.pop("preset", "modern")
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+        return cls.classic(**values) if preset == "classic" else cls.from_dict(values)
 
     def replace(self, **changes) -> "RunConfig":
         return dataclasses.replace(self, **changes)

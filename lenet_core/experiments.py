@@ -82,12 +82,7 @@ def build_config(base: dict, dataset: str, **values) -> RunConfig:
     """A RunConfig from a base (possibly "preset: classic") and overrides, resolved for `dataset`."""
     merged = {k: per_dataset(v, dataset) for k, v in {**base, **values}.items()}
     merged["dataset"] = dataset
-    preset = merged.pop("preset", "modern")
-    if preset == "classic":
-        return RunConfig.classic(**merged)
-    if preset != "modern":
-        raise ValueError(f"unknown preset {preset!r}; valid: modern, classic")
-    return RunConfig.from_dict(merged)
+    return RunConfig.from_values(merged)
 
 
 @dataclass

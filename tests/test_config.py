@@ -59,3 +59,12 @@ def test_classic_preset_is_the_1998_network():
     assert (cfg.act, cfg.pool, cfg.init, cfg.c3_table, cfg.schedule, cfg.epochs) == (
         "scaled_tanh", "subsample", "lecun_uniform", True, "lecun1998", 20)
     assert cfg.dataset == "fashion_mnist" and cfg.seed == 2
+
+
+def test_presets():
+    assert RunConfig.from_values({"preset": "classic", "seed": 3}) == RunConfig.classic(seed=3)
+    assert RunConfig.from_values({"act": "elu"}) == RunConfig(act="elu")
+    with pytest.raises(ValueError, match="unknown preset 'vintage'; valid: modern, classic"):
+        RunConfig.from_values({"preset": "vintage"})
+    with pytest.raises(ValueError, match="unknown configuration key.*colour"):
+        RunConfig.from_values({"preset": "classic", "colour": "red"})
