@@ -247,9 +247,12 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
                    diverged_epoch=history[-1]["epoch"] if status == "diverged" else None)
     weights = {"last": _snapshot(model)}
     if status == "ok":
-        last = evaluate(model, data.test_x, data.test_y)
-        model.load_state_dict(best["state"])
-        best_test = evaluate(model, data.test_x, data.test_y, confusion=True)
+        last = evaluate(model, data.test_x, data.test_y, confusion=True)
+        if best["epoch"] == len(history):  # the last epoch was the best: same weights, same numbers
+            best_test = last
+        else:
+            model.load_state_dict(best["state"])
+            best_test = evaluate(model, data.test_x, data.test_y, confusion=True)
         weights["best"] = best["state"]
         metrics.update(test_loss_last=last["loss"], test_acc_last=last["acc"],
                        test_loss_best=best_test["loss"], test_acc_best=best_test["acc"],
