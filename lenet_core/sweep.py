@@ -155,8 +155,8 @@ def run(profile: str, only: list[str] | None = None, datasets: list[str] | None 
           f"{len(all_jobs) - len(todo)} already done, {n_train} runs to train, {jobs} at a time", file=out)
     failures: list[tuple[Job, str]] = []
     costs = {id(j): j.cost() for j in todo}
-    bar = tqdm(total=round(sum(costs.values())), unit="s", desc="sweep", file=out,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} est. s [{elapsed}<{remaining}] {postfix}")
+    bar = tqdm(total=sum(costs.values()), unit="s", desc="sweep", file=out,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} est. s [{elapsed}<{remaining}] {postfix}")
     started = time.perf_counter()
     pool = ThreadPoolExecutor(max_workers=jobs)
     pending = {pool.submit(executor, job): job for job in todo}
@@ -170,7 +170,7 @@ def run(profile: str, only: list[str] | None = None, datasets: list[str] | None 
                     raise error  # an interrupt, not a failure of this notebook
                 if error is not None:
                     failures.append((job, _one_line(error)))
-                bar.update(round(costs[id(job)]))
+                bar.update(costs[id(job)])
                 bar.set_postfix_str(f"last: {job.name}{' FAILED' if error else ''}")
     except BaseException:
         print(f"\nsweep interrupted: runs finished so far are stored; run it again to resume "
