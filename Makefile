@@ -11,13 +11,15 @@ JOBS      ?=
 INSTALLED := $(VENV)/.installed
 DATASETS  := mnist fashion_mnist cifar10
 
-.PHONY: install data test sweep lab clean help
+.PHONY: install data test sweep book book-test lab clean help
 
 help:
 	@echo "make install   create $(VENV) and install the project with its dev extras"
 	@echo "make data      import, verify and cache the datasets (mirror: $(or $(DATA_MIRROR),none, torchvision download))"
 	@echo "make test      install and prepare data when needed, then run the tests and the notebooks (nbval, smoke)"
 	@echo "make sweep     execute the notebooks of PROFILE=$(PROFILE) (smoke|quick|full) into book/runs; JOBS=N at once"
+	@echo "make book      sweep PROFILE, render the summary pages, build the site into _build/html"
+	@echo "make book-test build a smoke copy of the site and check it in headless Chromium"
 	@echo "make lab       open the notebooks in JupyterLab"
 	@echo "make clean     remove build output and caches (keeps results/ and data/)"
 
@@ -49,5 +51,17 @@ lab: install data
 	$(BIN)/jupyter lab notebooks/
 
 clean:
-	rm -rf _build .pytest_cache checkpoints book/runs
+	rm -rf _build .pytest_cache checkpoints book/runs book/_generated
 	find . -name __pycache__ -prune -exec rm -rf {} +
+
+# The site: sweep PROFILE (cached runs load, not retrain), render the summary pages from the
+# run store into book/_generated/, build with Jupyter Book (which executes nothing).
+book: install data
+	$(BIN)/python -m lenet_core sweep --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS))
+	$(BIN)/python -m lenet_core.book render --profile $(PROFILE)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "open _build/html/index.html"
+
+# Build a smoke-profile copy of the site in a temp folder and check it in headless Chromium.
+book-test: install data
+	$(BIN)/python -m pytest -p no:cacheprovider tests/test_book.py

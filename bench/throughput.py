@@ -342,7 +342,7 @@ def cpu_model() -> str:
 
 def hardware(device: torch.device) -> list[str]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    lines = [
+    return [
         f"date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
         f"cpu: {cpu_model()}, {cores} usable core(s) ({os.cpu_count()} online)",
         f"device: {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
@@ -350,7 +350,6 @@ def hardware(device: torch.device) -> list[str]:
         f"torch threads: {torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op "
         f"(the same for both loops); reference DataLoader workers: {REFERENCE_WORKERS}",
     ]
-    return lines
 
 
 def cores(value: float | None) -> str:

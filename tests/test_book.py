@@ -1,0 +1,280 @@
+"""The book: its generated summaries (fast, from a hand-made store), and the whole site built in
+the smoke profile and opened in headless Chromium (`pytest -m book`, a few minutes).
+
+The site test works in a temporary copy of the book (config, toc, authored pages) with its own
+run store and executed notebooks, so the repository's `results/`, `book/runs/` and `_build/`
+are never touched; only its screenshot is written to `_build/screenshots/results.png`.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lenet_core import book
+from lenet_core.config import RunConfig
+from lenet_core.experiments import experiment, param_sets
+from lenet_core.paths import project_root
+
+ROOT = project_root()
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SITE_NOTEBOOKS = ["classic", "pooling", "modern"]  # what the smoke site sweeps: a chapter and the results
+
+
+# ---------------------------------------------------------------- summaries from a hand-made store
+
+def fake_record(config: RunConfig, accs: list[float], status: str = "ok") -> dict:
+    """A stored record as train() writes it, with validation accuracy `accs` per epoch."""
+    from lenet_core.store import run_key
+
+    history = [dict(epoch=i + 1, train_loss=0.1, train_acc=min(1.0, a + 0.01), val_loss=0.1, val_acc=a,
+                    lr=config.lr, seconds=1.0) for i, a in enumerate(accs)]
+    ok = status == "ok"
+    return dict(key=run_key(config), config=config.to_dict(),
+                data=dict(dataset=config.dataset, title="MNIST", lossy=False, copy="official IDX files"),
+                status=status, history=history,
+                metrics=dict(test_acc_best=accs[-1] if ok else None, test_acc_last=accs[-1] if ok else None,
+                             val_acc_best=max(accs) if ok else None, best_epoch=len(accs),
+                             epochs_run=len(accs), stopped_early=False, parameters=61706),
+                provenance=dict(date="2026-01-01T00:00:00+00:00", host="test", device="cpu",
+                                device_name="x86_64", torch="2", python="3.11", threads=1,
+                                train_seconds=2.0, wall_seconds=3.0, train_images_per_second=1000.0))
+
+
+def store(record: dict) -> None:
+    import json
+
+    from lenet_core.store import result_path
+
+    path = result_path(record["key"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+
+
+@pytest.mark.usefixtures("mnist_ready")
+def test_a_chapter_summary_shows_means_best_p_values_and_what_is_missing(tmp_path):
+    pooling = next(c for c in book.CHAPTERS if c.notebook == "pooling")
+    avg, mx, sub = (experiment("pooling", dataset="mnist", profile="smoke", pool=p) for p in ("avg", "max", "subsample"))
+    store(fake_record(avg.configs[0], [0.90, 0.97]))
+    store(fake_record(avg.configs[1], [0.91, 0.975]))
+    store(fake_record(mx.configs[0], [0.95, 0.985]))
+    store(fake_record(mx.configs[1], [0.96, 0.99]))
+    store(fake_record(sub.configs[0], [0.5], status="diverged"))  # seed 1 not stored
+
+    text = book.chapter_fragment(pooling, "smoke", tmp_path)
+    accuracy = text.split("### Test accuracy")[1].split("###")[0]
+    rows = {line.split("|")[1].strip(): line for line in accuracy.splitlines() if line.startswith("| `pool=")}
+    assert "**98.75 ± 3.18 (n=2)**" in rows["`pool=max` (baseline)"]  # best of the column, in bold
+    assert "baseline" in rows["`pool=max` (baseline)"]
+    assert "97.25 ± 3.18 (n=2) | 0." in rows["`pool=avg`"]  # not bold, with Welch's p
+    assert "diverged (1/1)" in text  # subsample: one seed stored, and it diverged
+    assert "2.0 (2/2 seeds)" in text and "not reached" in text  # epochs to 98%: max got there, avg not
+    assert (tmp_path / book.GENERATED / book.IMAGES / "pooling_mnist.png").stat().st_size > 0
+    assert "No executed notebooks of `pooling` yet" in text
+
+
+@pytest.mark.usefixtures("mnist_ready")
+def test_every_page_renders_from_an_empty_store(tmp_path):
+    for chapter in book.CHAPTERS:
+        text = book.chapter_fragment(chapter, "smoke", tmp_path)
+        assert "– (0/2 seeds stored)" in text and "No runs stored yet" in text
+        assert len([line for line in text.splitlines() if line.startswith("| `")]) >= \
+            len(param_sets(chapter.notebook))
+    assert "99.05% (0.95% error)" in book.results_fragment("smoke", tmp_path)
+    assert "No runs of this profile are stored yet" in book.method_fragment("smoke")
+    assert "| **smoke** |" in book.reproduce_fragment("smoke")
+    assert not (tmp_path / book.GENERATED).exists()  # no figures without runs
+
+
+def test_every_published_number_points_at_a_setting_the_sweep_runs():
+    for ref in (r for source in book.PUBLISHED for r in source.results):
+        if ref.ours is not None:
+            notebook, params = ref.ours
+            assert params in param_sets(notebook), ref.setting
+    for chapter in book.CHAPTERS:
+        assert chapter.baseline in param_sets(chapter.notebook), chapter.notebook
+
+
+def test_the_toc_lists_every_authored_page_and_each_includes_its_fragment():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    pages = {p.stem for p in (ROOT / "book").glob("*.md")}
+    assert {Path(f).name for f in files} == pages
+    for chapter in book.CHAPTERS:
+        assert f"book/{chapter.notebook}" in files
+    for page in pages:
+        assert f"_generated/{page}.md" in (ROOT / "book" / f"{page}.md").read_text()
+
+
+# ---------------------------------------------------------------- the site, in a browser
+
+def _run(cmd: list[str], env: dict, timeout: int) -> str:
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"{' '.join(cmd)} failed ({done.returncode}):\n{output[-6000:]}"
+    return output
+
+
+def _book_copy(root: Path) -> dict:
+    """A copy of the book's sources in `root`, and the environment that keeps its runs there too."""
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "book", root / "book",
+                    ignore=shutil.ignore_patterns("runs", book.GENERATED, ".*"))
+    env = {k: v for k, v in os.environ.items() if k != "LENET_PROFILE"}
+    env.update(LENET_RESULTS_DIR=str(root / "results"), LENET_CHECKPOINTS_DIR=str(root / "checkpoints"),
+               LENET_EXECUTED_DIR=str(root / "book" / "runs"), LENET_PROGRESS="0")
+    return env
+
+
+def _render_and_build(root: Path, env: dict) -> None:
+    python, bin_dir = sys.executable, Path(sys.executable).parent
+    _run([python, "-m", "lenet_core.book", "render", "--profile", "smoke", "--out", str(root / "book")], env, 300)
+    output = _run([str(bin_dir / "jupyter-book"), "build", str(root), "-W", "-n", "--keep-going"], env, 600)
+    assert "WARNING" not in output, output[-6000:]
+    assert (root / "_build" / "html" / "index.html").exists()
+
+
+@pytest.mark.book
+@pytest.mark.usefixtures("mnist_ready")
+def test_a_fresh_book_with_an_empty_store_builds_without_warnings(tmp_path):
+    _render_and_build(tmp_path, _book_copy(tmp_path))
+    page = (tmp_path / "_build" / "html" / "book" / "activation.html").read_text()
+    assert "0/2 seeds stored" in page and "No executed notebooks" in page
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, mnist_ready):
+    """Sweep (smoke, a few notebooks), render and build a copy of the book; serve it on 127.0.0.1."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (Debian: apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    root = tmp_path_factory.mktemp("site")
+    env = _book_copy(root)
+    _run([sys.executable, "-m", "lenet_core", "sweep", "--profile", "smoke", "--only", *SITE_NOTEBOOKS], env, 600)
+    _render_and_build(root, env)
+    html = root / "_build" / "html"
+
+    handler = functools.partial(_QuietHandler, directory=str(html))
+    server = _Server(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    pages = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    try:
+        yield {"base": f"http://127.0.0.1:{server.server_address[1]}/", "pages": pages, "html": html}
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # the browser closed a page mid-transfer
+            super().handle_error(request, client_address)
+
+
+@pytest.fixture(scope="module")
+def browser(site):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _open(browser, url: str):
+    """Load `url`; returns (page, problems): console errors, page errors, failed requests, broken images."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} ({r.failure})"))
+    page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+    response = page.goto(url, wait_until="load")
+    assert response is not None and response.ok, f"{url}: {response and response.status}"
+    page.wait_for_load_state("networkidle")
+    broken = page.eval_on_selector_all(
+        "img", "imgs => imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+    problems += [f"broken image: {src}" for src in broken]
+    return page, problems
+
+
+def _crawl(browser, site) -> dict[str, list[str]]:
+    """Every same-site HTML page reachable from the toc pages -> the problems found on it."""
+    base = site["base"]
+    todo = [urllib.parse.urljoin(base, f"{p}.html") for p in site["pages"]]
+    seen, found, links = set(todo), {}, set()
+    while todo:
+        url = todo.pop(0)
+        page, problems = _open(browser, url)
+        for href in page.eval_on_selector_all("a[href]", "as => as.map(a => a.href)"):
+            target = urllib.parse.urldefrag(href).url
+            if not target.startswith(base):
+                continue
+            links.add(target)
+            if target.endswith(".html") and target not in seen and "/_sources/" not in target:
+                seen.add(target)
+                todo.append(target)
+        page.close()
+        found[url] = problems
+    for target in sorted(links):  # downloads, sources, images: only that they resolve
+        try:
+            with urllib.request.urlopen(target) as r:
+                ok = r.status == 200
+        except urllib.error.HTTPError:
+            ok = False
+        if not ok:
+            found.setdefault(target, []).append("link does not resolve (404)")
+    return found
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_the_site_builds_and_every_page_works_in_a_browser(site, browser):
+    found = _crawl(browser, site)
+    bad = {url: p for url, p in found.items() if p}
+    assert not bad, "\n".join(f"{url}:\n  " + "\n  ".join(p) for url, p in bad.items())
+    notebooks = [u for u in found if "/book/runs/" in u]
+    assert len(notebooks) >= len(SITE_NOTEBOOKS), "the executed notebooks are not pages of the site"
+
+    base = site["base"]
+    for chapter in book.CHAPTERS:
+        page, _ = _open(browser, f"{base}book/{chapter.notebook}.html")
+        headers = page.eval_on_selector_all(
+            "table", "ts => ts.map(t => Array.from(t.querySelectorAll('th')).map(h => h.innerText.trim()))")
+        assert ["setting", "MNIST", "p (MNIST)"] in headers, f"{chapter.notebook}: no summary table in {headers}"
+        rows = page.locator("table").first.locator("tbody tr").count()
+        assert rows == len(param_sets(chapter.notebook)), chapter.notebook
+        page.close()
+    pooling = urllib.request.urlopen(f"{base}book/pooling.html").read().decode()
+    assert "± " in pooling and "(n=2)" in pooling  # pooling was swept: real numbers, not dashes
+
+    page, _ = _open(browser, f"{base}book/results.html")
+    assert page.locator("img[src*='ladder_mnist']").count() == 1
+    shots = ROOT / "_build" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "results.png"), full_page=True)
+    page.close()
