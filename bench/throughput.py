@@ -245,6 +245,8 @@ class TrainTiming:
     seconds: list[float]  # per epoch, validation included
     other_cores: float | None  # ForeignLoad over the run
     recorded_rate: float | None = None  # the engine's own provenance number, when there is one
+    copies: int = 1  # processes training side by side; seconds are then the slowest one's
+
 
     @property
     def timed(self) -> list[float]:
@@ -253,11 +255,11 @@ class TrainTiming:
 
     @property
     def rate(self) -> float:
-        return self.images * len(self.timed) / sum(self.timed)
+        return self.copies * self.images * len(self.timed) / sum(self.timed)
 
     @property
     def all_epochs_rate(self) -> float:
-        return self.recorded_rate or self.images * len(self.seconds) / sum(self.seconds)
+        return self.recorded_rate or self.copies * self.images * len(self.seconds) / sum(self.seconds)
 
 
 @dataclass
@@ -268,6 +270,31 @@ class EvalTiming:
     rate: float
     result: dict  # loss and accuracy of the last pass
     other_cores: float | None
+
+
+def _engine_process(config: RunConfig, device: str, barrier) -> list[float]:
+    """One of the side-by-side engine processes: one thread, like each process of the sweep."""
+    torch.set_num_threads(1)
+    splits(config.dataset, device)  # data loading stays out of the timed epochs
+    barrier.wait()  # every process starts training together, so the epochs overlap
+    return [h["seconds"] for h in train(config, device=device, progress=False).record["history"]]
+
+
+def parallel_engine(config: RunConfig, processes: int, device: str) -> tuple[list[float], float]:
+    """Per-epoch seconds of the slowest of `processes` engine processes training side by side
+    (each its own seed), and the sum of their recorded images/s."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager, ProcessPoolExecutor(processes, mp_context=ctx) as pool:
+        barrier = manager.Barrier(processes)
+        futures = [pool.submit(_engine_process, config.replace(seed=config.seed + i), device, barrier)
+                   for i in range(processes)]
+        per_process = [f.result() for f in futures]
+    slowest = [max(epoch) for epoch in zip(*per_process)]
+    n = config.train_size or len(splits(config.dataset, device).train_y)
+    return slowest, sum(n * len(s) / sum(s) for s in per_process)
 
 
 def time_passes(run_pass, images: int, repeats: int, device: torch.device) -> tuple[float, dict]:
@@ -306,6 +333,15 @@ def bench_dataset(name: str, args, device: torch.device, cache: Path) -> tuple[l
                                    load.cores, recorded_rate=run.record["provenance"]["train_images_per_second"]))
         if trained is None:
             trained = run.model
+    if args.processes > 1 and device.type == "cpu":
+        batch = args.batch_size
+        say(f"{name}: engine, batch {batch}, {args.processes} processes side by side with one thread each")
+        config = RunConfig(dataset=name, epochs=args.epochs, batch_size=batch, train_size=args.train_size,
+                           optimizer="adam", lr=LR, seed=args.seed)
+        with ForeignLoad() as load:
+            seconds, recorded = parallel_engine(config, args.processes, str(device))
+        timings.append(TrainTiming(name, f"engine, {args.processes} processes", batch, n_images, seconds,
+                                   load.cores, recorded_rate=recorded, copies=args.processes))
 
     say(f"{name}: evaluation on the test set ({len(data.test_y):,} images), same weights for both")
     test_loader = loader(reference_dataset(name, cache, False, data.mean, data.std), REFERENCE_TEST_BATCH, shuffle=False)
@@ -393,12 +429,15 @@ def parse_args(argv=None):
     p.add_argument("--eval-repeats", type=int, default=3, help="timed test-set passes per loop (default 3)")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads for both loops (0: torch's default)")
+    p.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                   help="also time this many engine processes training side by side, one thread each, as "
+                        "the sweep runs them (CPU only; default: one per core; 1 = skip)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mirror", help="offline dataset mirror holding mnist/*.gz (default: $DATA_MIRROR, "
                                     "else ../shared/data next to the project)")
     p.add_argument("--cache", help="folder for the decompressed MNIST IDX files (default: a temporary folder)")
     args = p.parse_args(argv)
-    for flag in ("batch_size", "epochs", "eval_repeats"):
+    for flag in ("batch_size", "epochs", "eval_repeats", "processes"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')} must be >= 1")
     if args.train_size < 0:

@@ -155,12 +155,23 @@ def experiment(notebook: str, *, dataset: str = "mnist", profile: str = "quick",
 
 
 def ladder(dataset: str = "mnist", profile: str = "quick", seeds: list[int] | None = None) -> list[Experiment]:
-    """The cumulative modernization ladder: rung k = rung k-1 plus one change."""
+    """The cumulative modernization ladder: rung k = rung k-1 plus one change.
+
+    A rung may train longer than the profile: `epochs_factor` multiplies the
+    profile's epochs (per dataset, like any value), so the rung stays in
+    proportion in every profile.
+    """
     changes: dict = {}
     rungs = []
+    epochs = profile_settings("modern", profile)["epochs"]
     for rung in check_notebook("modern")["ladder"]:
         rung = dict(rung)
         name = rung.pop("rung")
+        factor = per_dataset(rung.pop("epochs_factor", None), dataset)
+        if factor is not None:
+            if not isinstance(factor, (int, float)) or factor <= 0:
+                raise ValueError(f"rung {name!r}: epochs_factor must be a positive number, got {factor!r}")
+            rung["epochs"] = max(1, round(epochs * factor))
         changes.update(rung)
         rungs.append(experiment("modern", dataset=dataset, profile=profile, seeds=seeds, label=name, **changes))
     return rungs

@@ -28,3 +28,14 @@ def test_welch_p():
     assert welch_p([0.90, 0.92, 0.91], [0.91, 0.90, 0.92]) == pytest.approx(1.0)
     assert math.isnan(welch_p([0.9], [0.8, 0.7]))
     assert welch_p([0.5, 0.5], [0.5, 0.5]) == 1.0
+
+
+def test_welch_p_matches_scipy():
+    np = pytest.importorskip("numpy")
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    for na, nb in ((2, 2), (3, 5), (5, 3), (10, 4)):
+        a, b = rng.normal(0.9, 0.01, na), rng.normal(0.91, 0.02, nb)
+        assert welch_p(a, b) == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9)
+        assert summarize(a).half_width == pytest.approx(
+            stats.t.ppf(0.975, na - 1) * a.std(ddof=1) / math.sqrt(na), rel=1e-9)

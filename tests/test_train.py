@@ -5,6 +5,7 @@ import torch
 
 from lenet_core import data
 from lenet_core.config import OPTIMIZERS, SCHEDULES, RunConfig
+from lenet_core.model import LeNet5
 from lenet_core.train import (LECUN1998, augment, evaluate, lr_factor, pick_device, random_flip,
                               random_shift, train)
 
@@ -144,6 +145,54 @@ def test_device_choice():
     assert pick_device("cpu").type == "cpu"
     with pytest.raises(ValueError, match="valid: auto, cpu, cuda"):
         pick_device("tpu")
+
+
+FAST_VS_EAGER = {
+    "modern, Adam": RunConfig(train_size=1024, epochs=2, batch_size=64),
+    "1998 network": RunConfig.classic(train_size=1024, epochs=2),
+    "batch norm, dropout, shift": RunConfig(train_size=1024, epochs=2, batch_size=64, batch_norm=True,
+                                            dropout=0.3, augment="shift", optimizer="momentum", lr=0.01),
+    "CIFAR-10, flips, label smoothing": RunConfig(dataset="cifar10", train_size=1024, epochs=2, batch_size=64,
+                                                  augment="shift_flip", label_smoothing=0.1, batch_norm=True),
+}
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(in_channels=3), dict(batch_norm=True, dropout=0.3),
+                                    RunConfig.classic().model_kwargs()], ids=["modern", "rgb", "bn", "1998"])
+def test_channels_last_computes_the_same_function(kwargs):
+    """Same weights, same batch: the fast layout's outputs and gradients are the eager ones up to
+    float32 rounding."""
+    import copy
+
+    torch.manual_seed(0)
+    eager = LeNet5(**kwargs)
+    fast = copy.deepcopy(eager).to(memory_format=torch.channels_last)
+    x = torch.randn(64, kwargs.get("in_channels", 1), 32, 32)
+    outs = []
+    for model, batch in ((eager, x), (fast, x.contiguous(memory_format=torch.channels_last))):
+        torch.manual_seed(1)  # the same dropout mask
+        out = model(batch)
+        out.square().mean().backward()
+        outs.append(out)
+    assert torch.allclose(outs[0], outs[1], rtol=1e-4, atol=1e-5)
+    for (name, a), b in zip(eager.named_parameters(), fast.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-3, atol=1e-5 * a.grad.abs().max().item()), name
+
+
+@pytest.mark.parametrize("name", FAST_VS_EAGER)
+def test_fast_path_gives_the_eager_loss_trajectory(name):
+    """Training with channels-last (the default) and plain NCHW, same seed: the same per-epoch
+    losses and accuracies, up to the rounding differences of the test above compounded over 32
+    steps, and the record says which path ran."""
+    config = FAST_VS_EAGER[name]
+    fast, eager = train(config, fast=True), train(config, fast=False)
+    assert fast.record["provenance"]["memory_format"] == "channels_last"
+    assert eager.record["provenance"]["memory_format"] == "nchw"
+    for a, b in zip(_curves(fast.record), _curves(eager.record), strict=True):
+        for key in ("train_loss", "val_loss"):
+            assert a[key] == pytest.approx(b[key], rel=1e-2), (key, a, b)
+        for key in ("train_acc", "val_acc"):
+            assert a[key] == pytest.approx(b[key], abs=1e-2), (key, a, b)
 
 
 @pytest.mark.cuda
