@@ -8,6 +8,10 @@ export DATA_MIRROR
 
 PROFILE   ?= quick
 JOBS      ?=
+# A Dask scheduler address (tcp://HOST:8786) runs the sweep's notebooks on that cluster;
+# WORKER_MIRROR is the dataset mirror folder on the workers (default: they download).
+SCHEDULER ?=
+WORKER_MIRROR ?=
 INSTALLED := $(VENV)/.installed
 DATASETS  := mnist fashion_mnist cifar10
 
@@ -17,7 +21,8 @@ help:
 	@echo "make install   create $(VENV) and install the project with its dev extras"
 	@echo "make data      import, verify and cache the datasets (mirror: $(or $(DATA_MIRROR),none, torchvision download))"
 	@echo "make test      install and prepare data when needed, then run the tests and the notebooks (nbval, smoke)"
-	@echo "make sweep     execute the notebooks of PROFILE=$(PROFILE) (smoke|quick|full) into book/runs; JOBS=N at once"
+	@echo "make sweep     execute the notebooks of PROFILE=$(PROFILE) (smoke|quick|full) into book/runs; JOBS=N at once,"
+	@echo "               or SCHEDULER=tcp://HOST:8786 on a Dask cluster"
 	@echo "make book      sweep PROFILE, render the summary pages, build the site into _build/html"
 	@echo "make book-test build a smoke copy of the site and check it in headless Chromium"
 	@echo "make lab       open the notebooks in JupyterLab"
@@ -44,8 +49,11 @@ test: install data
 	LENET_PROFILE=smoke LENET_RESULTS_DIR=$$store/results LENET_CHECKPOINTS_DIR=$$store/checkpoints \
 	LENET_PROGRESS=0 $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider notebooks/
 
+SWEEP_ARGS = --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS)) \
+	$(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(WORKER_MIRROR),--data-mirror $(WORKER_MIRROR))
+
 sweep: install data
-	$(BIN)/python -m lenet_core sweep --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS))
+	$(BIN)/python -m lenet_core sweep $(SWEEP_ARGS)
 
 lab: install data
 	$(BIN)/jupyter lab notebooks/
@@ -57,7 +65,7 @@ clean:
 # The site: sweep PROFILE (cached runs load, not retrain), render the summary pages from the
 # run store into book/_generated/, build with Jupyter Book (which executes nothing).
 book: install data
-	$(BIN)/python -m lenet_core sweep --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS))
+	$(BIN)/python -m lenet_core sweep $(SWEEP_ARGS)
 	$(BIN)/python -m lenet_core.book render --profile $(PROFILE)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "open _build/html/index.html"

@@ -108,7 +108,14 @@ def cmd_sweep(args) -> int:
         for s in skipped:
             print(f"{s.name}: skipped ({s.reason})")
         return 0
-    failed = sweep.run(args.profile, args.only, args.datasets, args.jobs)
+    if args.scheduler and args.jobs is not None:
+        raise UserError("--jobs sets how many notebooks run at once on this machine; with --scheduler the "
+                        "cluster's workers decide (start them with --nthreads 1)")
+    if args.data_mirror and not args.scheduler:
+        raise UserError("--data-mirror is the mirror folder on the cluster's workers and needs --scheduler; "
+                        "locally the data comes from `data prepare` ($DATA_MIRROR)")
+    failed = sweep.run(args.profile, args.only, args.datasets, args.jobs,
+                       scheduler=args.scheduler, data_mirror=args.data_mirror)
     return 1 if failed else 0
 
 
@@ -167,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", nargs="+", metavar="DATASET", help="only these datasets")
     p.add_argument("--jobs", type=int, help="notebooks at once (default: one per CPU core, one thread each)")
     p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run each notebook as a task on the Dask cluster at ADDRESS (tcp://HOST:PORT); "
+                        "results come back into this checkout (needs: pip install -e '.[dask]')")
+    p.add_argument("--data-mirror", metavar="DIR",
+                   help="with --scheduler: the offline dataset mirror folder on the workers "
+                        "(default: they download through torchvision)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("notebooks", help="check or refresh the committed notebooks",

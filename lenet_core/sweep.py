@@ -12,7 +12,7 @@ import os
 import re
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,18 +113,20 @@ def plan(profile: str, only: list[str] | None = None, datasets: list[str] | None
     return jobs, skipped
 
 
-def execute(job: Job) -> None:
-    """Run the job's notebook with papermill; the output appears only when it ran to the end."""
+def execute(job: Job, source: Path | None = None) -> None:
+    """Run the job's notebook (from `source`, default notebooks/) with papermill; the output
+    appears only when it ran to the end."""
     import papermill
 
+    source = source or notebooks_dir()
     job.output.parent.mkdir(parents=True, exist_ok=True)
     failed = job.output.with_suffix(".failed.ipynb")
     failed.unlink(missing_ok=True)
     tmp = job.output.with_name(f".{job.output.stem}.{os.getpid()}.running.ipynb")
     parameters = dict(dataset=job.dataset, profile=job.profile, **job.params)
     try:
-        papermill.execute_notebook(str(notebooks_dir() / f"{job.notebook}.ipynb"), str(tmp),
-                                   parameters=parameters, progress_bar=False, cwd=str(notebooks_dir()),
+        papermill.execute_notebook(str(source / f"{job.notebook}.ipynb"), str(tmp),
+                                   parameters=parameters, progress_bar=False, cwd=str(source),
                                    kernel_name="python3")
     except BaseException:
         if tmp.exists():
@@ -138,46 +140,68 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def run_locally(todo: list[Job], jobs: int, executor=execute):
+    """Execute jobs on this machine, `jobs` at once; yields (job, error or None) as each ends."""
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    futures = {pool.submit(executor, job): job for job in todo}
+    try:
+        for future in as_completed(futures):
+            error = future.exception()
+            if error is not None and not isinstance(error, Exception):
+                raise error  # an interrupt, not a failure of this notebook
+            yield futures[future], error
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # an interrupted sweep lets running notebooks finish
+
+
 def run(profile: str, only: list[str] | None = None, datasets: list[str] | None = None,
-        jobs: int | None = None, executor=execute, out=sys.stdout) -> int:
-    """Execute the sweep; returns the number of failed jobs (0 = all done)."""
+        jobs: int | None = None, executor=execute, out=sys.stdout, scheduler: str | None = None,
+        data_mirror: str | None = None) -> int:
+    """Execute the sweep; returns the number of failed jobs (0 = all done).
+
+    Locally (the default) `jobs` notebooks run at once on this machine. With
+    `scheduler` (a Dask scheduler address) every notebook execution is a task
+    on that cluster instead; see `lenet_core.cluster`. Planning, skipping what
+    is stored, progress and the summary are the same either way.
+    """
     from tqdm.auto import tqdm
 
     all_jobs, skipped = plan(profile, only, datasets)
     todo = [j for j in all_jobs if not j.done()]
-    jobs = jobs or default_jobs()
-    os.environ["LENET_PROGRESS"] = "0"  # the kernels' own bars would interleave
-    if jobs > 1:
-        os.environ["LENET_THREADS"] = "1"
+    if scheduler:
+        from . import cluster
+
+        client = cluster.connect(scheduler)
+        where = f"on the Dask cluster at {scheduler} ({cluster.describe(client)})"
+        completed = cluster.run_on_cluster(client, todo, data_mirror)
+    else:
+        jobs = jobs or default_jobs()
+        os.environ["LENET_PROGRESS"] = "0"  # the kernels' own bars would interleave
+        if jobs > 1:
+            os.environ["LENET_THREADS"] = "1"
+        where = f"{jobs} at a time"
+        completed = run_locally(todo, jobs, executor)
     n_runs = sum(len(j.configs) for j in all_jobs)
     n_train = sum(len(j.pending()) for j in todo)
     print(f"sweep {active_profile(profile)}: {len(all_jobs)} notebook executions ({n_runs} runs), "
-          f"{len(all_jobs) - len(todo)} already done, {n_train} runs to train, {jobs} at a time", file=out)
+          f"{len(all_jobs) - len(todo)} already done, {n_train} runs to train, {where}", file=out)
     failures: list[tuple[Job, str]] = []
     costs = {id(j): j.cost() for j in todo}
     bar = tqdm(total=sum(costs.values()), unit="s", desc="sweep", file=out,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} est. s [{elapsed}<{remaining}] {postfix}")
     started = time.perf_counter()
-    pool = ThreadPoolExecutor(max_workers=jobs)
-    pending = {pool.submit(executor, job): job for job in todo}
     try:
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                job = pending.pop(future)
-                error = future.exception()
-                if error is not None and not isinstance(error, Exception):
-                    raise error  # an interrupt, not a failure of this notebook
-                if error is not None:
-                    failures.append((job, _one_line(error)))
-                bar.update(costs[id(job)])
-                bar.set_postfix_str(f"last: {job.name}{' FAILED' if error else ''}")
+        for job, error in completed:
+            if error is not None:
+                failures.append((job, _one_line(error)))
+            bar.update(costs[id(job)])
+            bar.set_postfix_str(f"last: {job.name}{' FAILED' if error else ''}")
     except BaseException:
-        print(f"\nsweep interrupted: runs finished so far are stored; run it again to resume "
-              f"({sum(f.running() for f in pending)} notebooks in flight are finishing)", file=out)
+        print("\nsweep interrupted: runs finished so far are stored; run it again to resume "
+              "(notebooks already running are let finish)", file=out)
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        completed.close()
         bar.close()
     print(f"sweep finished in {time.perf_counter() - started:.0f} s: "
           f"{len(todo) - len(failures)} executed, {len(failures)} failed", file=out)

@@ -59,6 +59,11 @@ def test_classic_preset_from_a_config_file(tmp_path):
     (["test", "--key", "mnist-0000"], "no stored run mnist-0000"),
     (["test"], "give --key KEY or a configuration"),
     (["data", "prepare", "svhn"], "unknown dataset 'svhn'; valid: mnist, fashion_mnist, cifar10"),
+    (["sweep", "--profile", "smoke", "--scheduler", "host:8786"],
+     "scheduler address 'host:8786' is not valid; expected tcp://HOST:PORT"),
+    (["sweep", "--profile", "smoke", "--scheduler", "tcp://127.0.0.1:9", "--jobs", "2"],
+     "--jobs sets how many notebooks run at once on this machine"),
+    (["sweep", "--profile", "smoke", "--data-mirror", "/data"], "--data-mirror is the mirror folder on the cluster"),
 ])
 def test_user_errors_exit_2_with_one_line(args, message):
     done = cli(*args)
