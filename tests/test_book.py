@@ -100,6 +100,31 @@ def test_every_page_renders_from_an_empty_store(tmp_path):
     assert not (tmp_path / book.GENERATED).exists()  # no figures without runs
 
 
+@pytest.mark.usefixtures("mnist_ready")
+def test_the_goals_say_plainly_what_was_reached_and_what_was_not(tmp_path):
+    from lenet_core.experiments import ladder
+
+    rungs = ladder("mnist", "smoke")
+    for seed, acc in enumerate((0.9950, 0.9948)):  # the top rung, both seeds: above 99.4
+        store(fake_record(rungs[-1].configs[seed], [0.99, acc]))
+    store(fake_record(rungs[0].configs[0], [0.97, 0.985]))  # the 1998 start, one seed of two
+    classic = experiment("classic", dataset="mnist", profile="smoke")
+    for config in classic.configs:
+        store(fake_record(config, [0.98, 0.9890]))  # 1.10% error: within 0.2 points of 0.95%
+    text = book.results_fragment("smoke", tmp_path).split("## The goals")[1].split("\n## ")[0]
+    rows = [line for line in text.splitlines() if line.startswith("| MNIST")]
+    assert "1.10% test error" in rows[0] and rows[0].endswith("**reached** |")
+    assert f"99.49 ± 0.13 (n=2) ({rungs[-1].label})" in rows[1] and rows[1].endswith("**reached** |")
+
+    store(fake_record(classic.configs[0], [0.98, 0.9840]))  # now 1.35% error: too far from 0.95%
+    for seed in (0, 1):
+        store(fake_record(rungs[-1].configs[seed], [0.99, 0.9920]))  # below 99.4 and below 99.3
+    text = book.results_fragment("smoke", tmp_path).split("## The goals")[1].split("\n## ")[0]
+    rows = [line for line in text.splitlines() if line.startswith("| MNIST")]
+    assert rows[0].endswith("**not reached** |")
+    assert rows[1].endswith("**not reached**: 0.20 points short |")
+
+
 def test_every_published_number_points_at_a_setting_the_sweep_runs():
     for ref in (r for source in book.PUBLISHED for r in source.results):
         if ref.ours is not None:
