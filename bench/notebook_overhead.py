@@ -34,7 +34,7 @@ from pathlib import Path
 import papermill
 
 from lenet_core.paths import project_root
-from lenet_core.sweep import notebook_experiments
+from lenet_core.experiments import notebook_experiments
 
 
 def parse_value(text: str):

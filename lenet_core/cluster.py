@@ -81,7 +81,8 @@ def execute_task(notebook: str, dataset: str, params: dict, profile: str, notebo
     notebook failed (a failure is a result, not an exception: it is not retried).
     """
     from . import data
-    from .sweep import Job, _one_line, execute, notebook_experiments
+    from .experiments import notebook_experiments
+    from .sweep import Job, _one_line, execute
 
     with _TASK_LOCK, tempfile.TemporaryDirectory(prefix="lenet-task-") as tmp:
         tmp = Path(tmp)

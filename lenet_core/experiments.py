@@ -177,6 +177,52 @@ def ladder(dataset: str = "mnist", profile: str = "quick", seeds: list[int] | No
     return rungs
 
 
+def setups() -> dict[str, dict]:
+    """The published setups the `published` notebook re-runs, by name."""
+    return check_notebook("published")["setups"]
+
+
+def check_setup(setup: str) -> dict:
+    known = setups()
+    if setup not in known:
+        raise ValueError(f"unknown setup {setup!r}; valid: {', '.join(known)}")
+    return known[setup]
+
+
+def published_setup(setup: str, dataset: str | None = None, profile: str = "quick",
+                    seeds: list[int] | None = None) -> Experiment:
+    """A published setup with its own protocol, on its own dataset (any other is refused).
+
+    In the full profile the setup trains for its published number of epochs on
+    all the training data; the shorter profiles keep their own budget.
+    """
+    entry = check_setup(setup)
+    if dataset not in (None, entry["dataset"]):
+        raise ValueError(f"setup {setup!r} is published on {entry['dataset']} only; got dataset {dataset!r}; "
+                         f"valid: {entry['dataset']}")
+    config = dict(entry["config"])
+    if active_profile(profile) != "full":
+        config.pop("epochs", None)
+    return experiment("published", dataset=entry["dataset"], profile=profile, seeds=seeds,
+                      label=entry["title"], **config)
+
+
+def notebook_datasets(notebook: str, params: dict, wanted: list[str]) -> list[str]:
+    """Of `wanted`, the datasets `notebook` runs with `params` (a published setup has one)."""
+    if notebook == "published":
+        return [d for d in wanted if d == check_setup(params["setup"])["dataset"]]
+    return list(wanted)
+
+
+def notebook_experiments(notebook: str, dataset: str, profile: str, seeds=None, **params) -> list[Experiment]:
+    """The experiments one execution of `notebook` trains or loads (the ladder for `modern`)."""
+    if notebook == "modern":
+        return ladder(dataset=dataset, profile=profile, seeds=seeds)
+    if notebook == "published":
+        return [published_setup(params["setup"], dataset, profile, seeds)]
+    return [experiment(notebook, dataset=dataset, profile=profile, seeds=seeds, **params)]
+
+
 def describe_network(config: RunConfig) -> str:
     """A deterministic one-paragraph description of the network (checked by nbval)."""
     from .data import DATASETS

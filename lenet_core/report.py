@@ -69,7 +69,7 @@ def sweep_table(notebook: str, dataset: str, profile: str, seeds=None) -> pd.Dat
     trained): mean ± 95% CI of test accuracy, seeds stored, seeds diverged."""
     from .experiments import param_sets
     from .store import load, run_key
-    from .sweep import notebook_experiments
+    from .experiments import notebook_experiments
 
     rows = []
     for params in param_sets(notebook):
@@ -109,6 +109,16 @@ def overview(records: list[dict], label: str = "") -> None:
     if first is not None and dataset != "mnist":
         plots.confusion(first, DATASETS[dataset].classes)
         plt.show()
+
+
+def published_comparison(source: dict, records: list[dict]) -> pd.DataFrame:
+    """A published setup's number beside ours in the same metric (mean ± 95% CI over seeds)."""
+    metric = source["published_metric"]
+    ok = [r for r in records if r["status"] == "ok"]
+    return pd.DataFrame([{"setup": source["title"], "source": source["source"], "published": source["published"],
+                          "ours (%)": summarize(r["metrics"][metric] for r in ok).format(),
+                          "our metric": "validation accuracy" if metric.startswith("val") else "test accuracy",
+                          "diverged": len(records) - len(ok)}])
 
 
 def ladder_table(rungs, records: dict[str, list[dict]]) -> pd.DataFrame:

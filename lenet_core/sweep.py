@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .experiments import (Experiment, active_profile, check_notebook, experiment, ladder,
-                         load_spec, param_sets, profile_settings)
+from .experiments import (Experiment, active_profile, check_notebook, load_spec, notebook_datasets,
+                          notebook_experiments, param_sets, profile_settings)
 from .paths import atomic_write, project_root
 
 # Rough cost model for the progress estimate: seconds of one notebook that only
@@ -33,13 +33,6 @@ def notebooks_dir() -> Path:
 def executed_dir() -> Path:
     """Executed notebooks: build output under book/, never committed."""
     return Path(os.environ.get("LENET_EXECUTED_DIR", project_root() / "book" / "runs"))
-
-
-def notebook_experiments(notebook: str, dataset: str, profile: str, seeds=None, **params) -> list[Experiment]:
-    """The experiments one execution of `notebook` trains or loads (the ladder for `modern`)."""
-    if notebook == "modern":
-        return ladder(dataset=dataset, profile=profile, seeds=seeds)
-    return [experiment(notebook, dataset=dataset, profile=profile, seeds=seeds, **params)]
 
 
 def slug(params: dict) -> str:
@@ -104,6 +97,8 @@ def plan(profile: str, only: list[str] | None = None, datasets: list[str] | None
         wanted = profile_settings(notebook, profile)["datasets"]
         for dataset in wanted if datasets is None else [d for d in datasets if d in wanted]:
             for params in param_sets(notebook):
+                if dataset not in notebook_datasets(notebook, params, [dataset]):
+                    continue  # a published setup runs on its own dataset only
                 try:
                     exps = notebook_experiments(notebook, dataset, profile, **params)
                 except ValueError as exc:
