@@ -174,8 +174,8 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
 
     `fast` runs the network in the channels-last memory format, which the CPU
     and GPU convolution kernels are quicker in; fast=False is the plain eager
-    path (NCHW). Both compute the same function: the loss trajectories agree
-    to floating-point rounding (tests/test_train.py checks it).
+    path (NCHW). Both compute the same function: one step agrees to float32
+    rounding, and in float64 whole loss trajectories agree (tests/test_train.py).
 
     A non-finite training loss ends the run with status "diverged" instead of
     raising. Test metrics are computed once, after training, for the last
