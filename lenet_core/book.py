@@ -697,14 +697,18 @@ def published_fragment(profile: str, out_dir: Path) -> str:
     for name, entry in setups().items():
         exp = published_setup(name, profile=profile)
         metric = entry["published_metric"]
+        difference = "–"
         if entry["dataset"] in profile_settings("published", profile)["datasets"]:
-            ours = _cell(exp).text(metric)
+            cell = _cell(exp)
+            ours = cell.text(metric)
+            if cell.values(metric):
+                difference = f"{100 * (cell.summary(metric).mean - entry['published_value']):+.2f}"
         else:
             ours = f"not in the {profile} profile"
         rows.append([entry["title"], _title(entry["dataset"]), _protocol(exp.config), entry["published"],
-                     ours, "validation" if metric.startswith("val") else "test"])
-    out.append(md_table(["setup", "dataset", "protocol (ours)", "published", "ours (%)", "our metric"], rows,
-                        "lllrrl"))
+                     ours, difference, "validation" if metric.startswith("val") else "test"])
+    out.append(md_table(["setup", "dataset", "protocol (ours)", "published", "ours (%)",
+                         "ours − published (points)", "our metric"], rows, "lllrrrl"))
     if "cifar10" in profile_settings("published", profile)["datasets"]:
         out.append(_CIFAR_NOTE)
     out.append(notebooks_section("published", out_dir, profile))

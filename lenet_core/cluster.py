@@ -7,7 +7,9 @@ carries everything its notebook needs (the notebook file, the sweep
 specification, the records of the job's runs already stored) and runs it in a
 private temporary folder on the worker: its own run store, its own output
 folder. The worker prepares the dataset itself, from torchvision's download
-or from a mirror folder on the worker (`--data-mirror`). The task returns
+or from a mirror folder on the worker (`--data-mirror`), and runs the notebook
+only when its copy is the data this checkout's run keys name (the same
+content; a JPEG copy of CIFAR-10 is not the original). The task returns
 what it produced (the new runs' records and weights, the executed notebook)
 and the client writes them into its run store and `book/runs/`, each file
 atomically and each run only if it is not stored yet. A worker lost mid-task
@@ -72,13 +74,23 @@ def _environment(values: dict[str, str]):
                 os.environ[k] = v
 
 
+def _data_mismatch(dataset: str, worker: dict, wanted: dict) -> str:
+    def copy(identity):
+        return f"{'lossy' if identity['lossy'] else 'lossless'} copy, content {identity['content_sha256'][:12]}"
+
+    return (f"the worker's {dataset} ({copy(worker)}) is not the data this checkout keys its runs on "
+            f"({copy(wanted)}); give the workers the same copy: --data-mirror, and on a worker caching "
+            f"another one `python -m lenet_core data prepare {dataset} --force --mirror DIR`")
+
+
 def execute_task(notebook: str, dataset: str, params: dict, profile: str, notebook_source: bytes,
-                 spec: str, stored: dict[str, str], data_mirror: str | None) -> dict:
+                 spec: str, stored: dict[str, str], data_mirror: str | None, data_identity: dict) -> dict:
     """On a worker: execute one notebook in a private folder and return what it produced.
 
     Returns {"records": {key: json text}, "weights": {key: bytes}, "notebook": bytes} for the
     runs it trained, or {"error": one line, "failed_notebook": bytes or None} when the
-    notebook failed (a failure is a result, not an exception: it is not retried).
+    notebook failed or the worker's data is not `data_identity` (the client's copy): a failure
+    is a result, not an exception, so it is not retried.
     """
     from . import data
     from .experiments import notebook_experiments
@@ -100,7 +112,9 @@ def execute_task(notebook: str, dataset: str, params: dict, profile: str, notebo
             from .experiments import _load
 
             _load.cache_clear()
-            data.prepare(dataset, mirror=data_mirror)  # a no-op when this worker has it already
+            worker_identity = data.identity(data.prepare(dataset, mirror=data_mirror))  # cached after the first
+            if worker_identity != data_identity:  # its runs would not be the runs the client's keys name
+                return {"error": _data_mismatch(dataset, worker_identity, data_identity), "failed_notebook": None}
             job = Job(notebook, dataset, params, profile, notebook_experiments(notebook, dataset, profile, **params))
             try:
                 execute(job, source=folders["notebooks"])
@@ -138,6 +152,9 @@ def collect(job, outcome: dict) -> Exception | None:
         if key in outcome["weights"]:
             atomic_write(checkpoint_path(key), lambda tmp: tmp.write_bytes(outcome["weights"][key]))
         atomic_write(result_path(key), lambda tmp: tmp.write_text(text))  # its presence means "done"
+    missing = sorted(k for k in expected if not result_path(k).exists())
+    if missing:
+        return RuntimeError(f"the task came back without run{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
     job.output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(job.output, lambda tmp: tmp.write_bytes(outcome["notebook"]))
     return None
@@ -147,6 +164,7 @@ def run_on_cluster(client, todo: list, data_mirror: str | None = None):
     """Submit every job as a task; yields (job, error or None) as each ends, its results written."""
     from distributed import as_completed
 
+    from . import data
     from .experiments import spec_path
     from .sweep import notebooks_dir
 
@@ -156,8 +174,8 @@ def run_on_cluster(client, todo: list, data_mirror: str | None = None):
         for job in todo:
             source = (notebooks_dir() / f"{job.notebook}.ipynb").read_bytes()
             future = client.submit(execute_task, job.notebook, job.dataset, job.params, job.profile, source, spec,
-                                   _stored_records(job), data_mirror, pure=False,
-                                   key=f"lenet-{job.name}-{os.urandom(4).hex()}")
+                                   _stored_records(job), data_mirror, data.identity(data.provenance(job.dataset)),
+                                   pure=False, key=f"lenet-{job.name}-{os.urandom(4).hex()}")
             futures[future] = job
         for future in as_completed(futures, loop=client.loop):
             job = futures[future]

@@ -207,13 +207,6 @@ def published_setup(setup: str, dataset: str | None = None, profile: str = "quic
                       label=entry["title"], **config)
 
 
-def notebook_datasets(notebook: str, params: dict, wanted: list[str]) -> list[str]:
-    """Of `wanted`, the datasets `notebook` runs with `params` (a published setup has one)."""
-    if notebook == "published":
-        return [d for d in wanted if d == check_setup(params["setup"])["dataset"]]
-    return list(wanted)
-
-
 def notebook_experiments(notebook: str, dataset: str, profile: str, seeds=None, **params) -> list[Experiment]:
     """The experiments one execution of `notebook` trains or loads (the ladder for `modern`)."""
     if notebook == "modern":

@@ -155,6 +155,13 @@ def mark_epochs(ax: Axes, best_epoch: int | None, stopped_epoch: int | None) -> 
     return ax.figure
 
 
+def reference_line(ax: Axes, value: float, label: str) -> Figure:
+    """A published or target number as a dashed horizontal line, named in the legend."""
+    ax.axhline(value, color="0.3", linestyle="--", linewidth=1, label=label)
+    ax.legend(frameon=False)
+    return ax.figure
+
+
 # ---------------------------------------------------------------- results across seeds
 
 def seed_scatter(groups: Mapping[str, Sequence[dict]], metric: str = "test_acc_best",

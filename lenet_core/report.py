@@ -111,14 +111,42 @@ def overview(records: list[dict], label: str = "") -> None:
         plt.show()
 
 
-def published_comparison(source: dict, records: list[dict]) -> pd.DataFrame:
-    """A published setup's number beside ours in the same metric (mean ± 95% CI over seeds)."""
-    metric = source["published_metric"]
+def _published_values(source: dict, records: list[dict]) -> tuple[list[float], list[float]]:
+    """Ours in the source's metric, per seed that did not diverge: at the best-validation
+    epoch and at the last epoch (the sources report the end of training)."""
     ok = [r for r in records if r["status"] == "ok"]
-    return pd.DataFrame([{"setup": source["title"], "source": source["source"], "published": source["published"],
-                          "ours (%)": summarize(r["metrics"][metric] for r in ok).format(),
-                          "our metric": "validation accuracy" if metric.startswith("val") else "test accuracy",
-                          "diverged": len(records) - len(ok)}])
+    best = [r["metrics"][source["published_metric"]] for r in ok]
+    if source["published_metric"].startswith("val"):
+        last = [r["history"][-1]["val_acc"] for r in ok]
+    else:
+        last = [r["metrics"]["test_acc_last"] for r in ok]
+    return best, last
+
+
+def published_comparison(source: dict, records: list[dict]) -> pd.DataFrame:
+    """A published setup's number beside ours in the same metric (mean ± 95% CI over seeds),
+    the range of our seeds, and how far our mean is from the published number."""
+    best, last = _published_values(source, records)
+    mean = summarize(best).mean
+    return pd.DataFrame([{
+        "setup": source["title"], "published": source["published"],
+        "ours, best-val epoch (%)": summarize(best).format(),
+        "ours, last epoch (%)": summarize(last).format(),
+        "our seeds (%)": f"{100 * min(best):.2f} to {100 * max(best):.2f}" if best else "–",
+        "ours − published (points)": f"{100 * (mean - source['published_value']):+.2f}" if best else "–",
+        "our metric": "validation accuracy" if source["published_metric"].startswith("val") else "test accuracy",
+        "diverged": len(records) - len(best)}])
+
+
+def published_curves(source: dict, records: list[dict]):
+    """Our validation accuracy per epoch (mean, band over the seeds) and the published number
+    as a horizontal line (a test accuracy where the source reports test accuracy)."""
+    from . import plots
+
+    fig = plots.learning_curves({f"ours ({len(records)} seeds)": records}, metric="val_acc")
+    what = "validation" if source["published_metric"].startswith("val") else "test"
+    return plots.reference_line(fig.axes[0], source["published_value"],
+                                f"published {what} accuracy ({100 * source['published_value']:g}%)")
 
 
 def ladder_table(rungs, records: dict[str, list[dict]]) -> pd.DataFrame:

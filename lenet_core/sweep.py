@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .experiments import (Experiment, active_profile, check_notebook, load_spec, notebook_datasets,
+from .experiments import (Experiment, active_profile, check_notebook, load_spec,
                           notebook_experiments, param_sets, profile_settings)
 from .paths import atomic_write, project_root
 
@@ -87,7 +87,9 @@ class Skipped:
 
 def plan(profile: str, only: list[str] | None = None, datasets: list[str] | None = None
          ) -> tuple[list[Job], list[Skipped]]:
-    """Every job of the profile; combinations a dataset does not allow are skipped with the reason."""
+    """Every job of the profile; combinations a dataset does not allow (flipped digits, a published
+    setup on another dataset than its own) are refused when their experiments are built, and listed
+    as skipped with the reason."""
     profile = active_profile(profile)
     notebooks = list(load_spec()["notebooks"])
     for name in only or []:
@@ -97,8 +99,6 @@ def plan(profile: str, only: list[str] | None = None, datasets: list[str] | None
         wanted = profile_settings(notebook, profile)["datasets"]
         for dataset in wanted if datasets is None else [d for d in datasets if d in wanted]:
             for params in param_sets(notebook):
-                if dataset not in notebook_datasets(notebook, params, [dataset]):
-                    continue  # a published setup runs on its own dataset only
                 try:
                     exps = notebook_experiments(notebook, dataset, profile, **params)
                 except ValueError as exc:
@@ -168,6 +168,7 @@ def run(profile: str, only: list[str] | None = None, datasets: list[str] | None 
 
         client = cluster.connect(scheduler)
         where = f"on the Dask cluster at {scheduler} ({cluster.describe(client)})"
+        unfinished = "the tasks still on the cluster are cancelled"
         completed = cluster.run_on_cluster(client, todo, data_mirror)
     else:
         jobs = jobs or default_jobs()
@@ -175,6 +176,7 @@ def run(profile: str, only: list[str] | None = None, datasets: list[str] | None 
         if jobs > 1:
             os.environ["LENET_THREADS"] = "1"
         where = f"{jobs} at a time"
+        unfinished = "notebooks already running are let finish"
         completed = run_locally(todo, jobs, executor)
     n_runs = sum(len(j.configs) for j in all_jobs)
     n_train = sum(len(j.pending()) for j in todo)
@@ -192,8 +194,8 @@ def run(profile: str, only: list[str] | None = None, datasets: list[str] | None 
             bar.update(costs[id(job)])
             bar.set_postfix_str(f"last: {job.name}{' FAILED' if error else ''}")
     except BaseException:
-        print("\nsweep interrupted: runs finished so far are stored; run it again to resume "
-              "(notebooks already running are let finish)", file=out)
+        print(f"\nsweep interrupted: runs finished so far are stored; run it again to resume ({unfinished})",
+              file=out)
         raise
     finally:
         completed.close()

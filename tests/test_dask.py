@@ -198,3 +198,32 @@ def test_a_failed_notebook_comes_back_as_a_failure_with_its_copy(spec):
     assert isinstance(error, RuntimeError) and str(error) == "ValueError: boom"
     assert job.output.with_suffix(".failed.ipynb").read_bytes() == b'{"cells": []}'
     assert not job.output.exists() and not results_dir().exists()
+
+
+def test_a_worker_with_other_data_is_refused_before_it_trains(spec):
+    """Runs are keyed on the client's copy of the data: a worker holding another copy (say the original
+    CIFAR-10 where the client has the JPEG one) trains nothing and the job fails naming both copies."""
+    from lenet_core import cluster, data
+
+    job = sweep.plan("smoke", only=["pooling"])[0][0]
+    other = {**data.identity(data.provenance("mnist")), "lossy": True, "content_sha256": "0" * 64}
+    outcome = cluster.execute_task(job.notebook, job.dataset, job.params, job.profile, b"", spec.read_text(), {},
+                                   None, other)
+    assert outcome["failed_notebook"] is None
+    assert outcome["error"].startswith("the worker's mnist (lossless copy, content ")
+    assert "is not the data this checkout keys its runs on (lossy copy, content 000000000000)" in outcome["error"]
+    assert isinstance(cluster.collect(job, outcome), RuntimeError)
+    assert not job.output.exists() and not results_dir().exists()
+
+
+def test_a_task_that_comes_back_without_its_runs_is_a_failure(spec):
+    from lenet_core import cluster
+
+    job = sweep.plan("smoke", only=["pooling"])[0][0]
+    keys = [run_key(c) for c in job.configs]
+    record = json.dumps({"key": keys[0]})
+    error = cluster.collect(job, {"records": {keys[0]: record, "mnist-0123456789abcdef": record},
+                                  "weights": {}, "notebook": b"{}"})
+    assert str(error) == f"the task came back without run {keys[1]}"
+    assert sorted(p.name for p in results_dir().iterdir()) == [f"{keys[0]}.json"]  # what did come back is kept
+    assert not job.output.exists()

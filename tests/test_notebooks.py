@@ -49,14 +49,19 @@ def test_output_problems_are_found(tmp_path):
 
 
 @pytest.mark.usefixtures("mnist_ready")
-def test_papermill_with_a_bad_parameter_fails_with_the_engines_message(tmp_path):
+@pytest.mark.parametrize("notebook, params, message", [
+    ("activation", ["act", "foo"], "unknown act 'foo'; valid: sigmoid, tanh, scaled_tanh, relu"),
+    ("published", ["setup", "d2l_lenet", "-p", "dataset", "mnist"],
+     "setup 'd2l_lenet' is published on fashion_mnist only; got dataset 'mnist'; valid: fashion_mnist"),
+])
+def test_papermill_with_a_bad_parameter_fails_with_the_engines_message(tmp_path, notebook, params, message):
     env = {**os.environ, "LENET_PROFILE": "smoke"}
     papermill = Path(sys.executable).with_name("papermill")
-    done = subprocess.run([str(papermill), "notebooks/activation.ipynb", str(tmp_path / "out.ipynb"),
-                           "-p", "act", "foo", "--no-progress-bar"],
+    done = subprocess.run([str(papermill), f"notebooks/{notebook}.ipynb", str(tmp_path / "out.ipynb"),
+                           "-p", *params, "--no-progress-bar"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
-    assert "unknown act 'foo'; valid: sigmoid, tanh, scaled_tanh, relu" in done.stdout + done.stderr
+    assert message in done.stdout + done.stderr
     assert not list(Path(os.environ["LENET_RESULTS_DIR"]).glob("*.json"))  # nothing was trained
 
 

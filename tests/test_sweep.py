@@ -27,39 +27,15 @@ def fake_execute(job):
 def test_plan_covers_the_specification_and_lists_what_it_skips():
     jobs, skipped = sweep.plan("smoke")
     spec = experiments.load_spec()["notebooks"]
-    expected = sum(len(experiments.notebook_datasets(nb, p, ["mnist"])) for nb in spec
-                   for p in experiments.param_sets(nb))  # smoke: MNIST only, where no published setup runs
-    assert len(jobs) + len(skipped) == expected
-    assert not [j for j in jobs if j.notebook == "published"]
-    assert {s.name for s in skipped} == {"augmentation/mnist/augment=flip", "augmentation/mnist/augment=shift_flip"}
-    assert all("valid for mnist" in s.reason for s in skipped)
+    expected = sum(len(experiments.param_sets(nb)) for nb in spec)
+    assert len(jobs) + len(skipped) == expected  # smoke: one dataset
+    published = {f"published/mnist/setup={name}" for name in experiments.setups()}  # none on MNIST
+    assert {s.name for s in skipped} == {"augmentation/mnist/augment=flip",
+                                         "augmentation/mnist/augment=shift_flip"} | published
+    assert all("valid for mnist" in s.reason for s in skipped if s.name not in published)
+    assert all("only; got dataset 'mnist'" in s.reason for s in skipped if s.name in published)
     modern = next(j for j in jobs if j.notebook == "modern")
     assert len(modern.experiments) == len(spec["modern"]["ladder"])
-
-
-def test_published_setups_run_on_their_own_dataset_with_their_own_epochs_in_full():
-    jobs, skipped = sweep.plan("full", only=["published"])
-    assert not skipped
-    assert {(j.dataset, j.params["setup"]) for j in jobs} == {
-        ("fashion_mnist", "d2l_lenet"), ("fashion_mnist", "d2l_batch_norm"), ("cifar10", "bigballon_baseline"),
-        ("cifar10", "bigballon_augmentation"), ("cifar10", "bigballon_weight_decay")}
-    d2l = next(j for j in jobs if j.params["setup"] == "d2l_lenet").experiments[0]
-    c = d2l.config
-    assert (c.act, c.pool, c.init, c.optimizer, c.lr, c.schedule, c.batch_size, c.epochs, c.train_size) == \
-        ("sigmoid", "avg", "xavier_uniform", "sgd", 0.1, "constant", 128, 10, 0)
-    assert d2l.seeds == [0, 1, 2]
-    wd = next(j for j in jobs if j.params["setup"] == "bigballon_weight_decay").experiments[0].config
-    assert (wd.epochs, wd.augment, wd.weight_decay, wd.optimizer) == (200, "shift_flip", 0.0002, "nesterov")
-    quick = sweep.plan("quick", only=["published"])[0]  # the shorter profiles keep their own budget
-    assert {j.configs[0].epochs for j in quick} == {experiments.profile_settings("published", "quick")["epochs"]}
-
-
-def test_a_published_setup_refuses_another_dataset_and_unknown_names():
-    with pytest.raises(ValueError, match="setup 'd2l_lenet' is published on fashion_mnist only; got dataset "
-                                         "'mnist'; valid: fashion_mnist"):
-        experiments.published_setup("d2l_lenet", "mnist")
-    with pytest.raises(ValueError, match="unknown setup 'lenet'; valid: d2l_lenet, d2l_batch_norm"):
-        experiments.published_setup("lenet")
 
 
 def test_plan_refuses_unknown_names():
