@@ -94,7 +94,11 @@ def test_every_page_renders_from_an_empty_store(tmp_path):
         assert "– (0/2 seeds stored)" in text and "No runs stored yet" in text
         assert len([line for line in text.splitlines() if line.startswith("| `")]) >= \
             len(param_sets(chapter.notebook))
-    assert "99.05% (0.95% error)" in book.results_fragment("smoke", tmp_path)
+    results = book.results_fragment("smoke", tmp_path)
+    assert "99.05% (0.95% error)" in results
+    # the top rung trains longer than the ladder's budget, and the headline says for how long
+    assert ("the same network at the start of the ladder with the ladder's budget (1 epoch" in results
+            and 'every change applied: 2 epochs on MNIST)' in results)
     assert "No runs of this profile are stored yet" in book.method_fragment("smoke")
     assert "| **smoke** |" in book.reproduce_fragment("smoke")
     assert not (tmp_path / book.GENERATED).exists()  # no figures without runs
