@@ -16,6 +16,11 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adam
 SCHEDULES = ("constant", "step", "cosine", "one_cycle", "lecun1998")
 AUGMENTATIONS = ("none", "shift", "flip", "shift_flip")
 PRESETS = ("modern", "classic")
+MAX_SHIFT_PIXELS = 8  # a quarter of the 32x32 input
+
+# Fields added after runs were first stored enter the run key only when set away from their
+# default: every run stored before a field existed keeps its key, and so stays loadable.
+KEYED_WHEN_SET = ("shift_pixels",)
 
 NAME_CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": tuple(DATASETS),
@@ -51,6 +56,7 @@ class RunConfig:
     l1: float = 0.0  # penalty on the sum of |weights| of conv and linear layers
     label_smoothing: float = 0.0
     augment: str = "none"
+    shift_pixels: int = 0  # largest shift of the "shift" augmentations; 0 = the dataset's default (SHIFT_PIXELS)
     patience: int = 0  # early stopping on validation loss; 0 = off
     # data and randomness
     train_size: int = 0  # first N examples of the fixed training part; 0 = all of it
@@ -73,6 +79,11 @@ class RunConfig:
         _check(self.patience >= 0, "patience", self.patience, "must be >= 0 (0 turns early stopping off)")
         _check(self.train_size >= 0, "train_size", self.train_size, "must be >= 0 (0 uses the whole training part)")
         _check(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        _check(0 <= self.shift_pixels <= MAX_SHIFT_PIXELS, "shift_pixels", self.shift_pixels,
+               f"must be in [0, {MAX_SHIFT_PIXELS}] (0 uses the dataset's default)")
+        if self.shift_pixels and "shift" not in self.augment:
+            raise ValueError(f"shift_pixels={self.shift_pixels} needs a shifting augment; got augment "
+                             f"{self.augment!r}; valid: shift, shift_flip")
         if self.dataset == "mnist" and "flip" in self.augment:
             raise ValueError(f"augment {self.augment!r} flips images, which changes what a digit means; "
                              f"valid for mnist: none, shift")
@@ -119,7 +130,9 @@ class RunConfig:
 
     def canonical_json(self) -> str:
         """Stable text of the configuration: the basis of the run key."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        values = {k: v for k, v in self.to_dict().items()
+                  if not (k in KEYED_WHEN_SET and v == getattr(RunConfig, k))}
+        return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
     def model_kwargs(self) -> dict[str, Any]:
         return dict(in_channels=DATASETS[self.dataset].channels, act=self.act, pool=self.pool,

@@ -110,20 +110,26 @@ def random_flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
 
 
-def augment(x: torch.Tensor, kind: str, data: Splits, g: torch.Generator) -> torch.Tensor:
+# The largest shift of the "shift" augmentations when a run sets none: an eighth of the image.
+SHIFT_PIXELS = {"mnist": 2, "fashion_mnist": 2, "cifar10": 4}
+
+
+def augment(x: torch.Tensor, kind: str, data: Splits, g: torch.Generator, pixels: int = 0) -> torch.Tensor:
+    """Augmentation `kind` of a batch: shifts by up to `pixels` (0: the dataset's default), flips."""
     if "shift" in kind:
-        x = random_shift(x, 4 if data.name == "cifar10" else 2, data.background, g)
+        x = random_shift(x, pixels or SHIFT_PIXELS[data.name], data.background, g)
     if "flip" in kind:
         x = random_flip(x, g)
     return x
 
 
-def augmented_examples(dataset: str, kind: str, n: int = 8, copies: int = 4, seed: int = 0) -> torch.Tensor:
+def augmented_examples(dataset: str, kind: str, n: int = 8, copies: int = 4, seed: int = 0,
+                       pixels: int = 0) -> torch.Tensor:
     """`copies` augmented versions of each of the first n training images, one image's copies
     side by side: what the network sees under augmentation `kind`."""
     data = splits(dataset, "cpu")
     x = data.train_x[:n].repeat_interleave(copies, dim=0)
-    return augment(x, kind, data, torch.Generator().manual_seed(seed))
+    return augment(x, kind, data, torch.Generator().manual_seed(seed), pixels)
 
 
 # ---------------------------------------------------------------- evaluation
@@ -222,7 +228,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
             idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
             x, y = train_x[idx], train_y[idx]
             if config.augment != "none":
-                x = augment(x, config.augment, data, g)
+                x = augment(x, config.augment, data, g, config.shift_pixels)
             out = model(x.contiguous(memory_format=layout))
             loss = F.cross_entropy(out, y, label_smoothing=config.label_smoothing)
             objective = loss + config.l1 * sum(w.abs().sum() for w in l1_params) if config.l1 else loss

@@ -18,7 +18,7 @@ def test_unknown_names_are_refused_with_the_choices(field):
     ("lr", -0.1), ("lr", 0), ("lr", float("nan")), ("lr", float("inf")),
     ("epochs", 0), ("batch_size", 0), ("dropout", 1.0), ("dropout", -0.1),
     ("weight_decay", -1e-4), ("l1", -1), ("label_smoothing", 1.0), ("patience", -1),
-    ("train_size", -5), ("seed", -1),
+    ("train_size", -5), ("seed", -1), ("shift_pixels", -1), ("shift_pixels", 9),
 ])
 def test_out_of_range_numbers_are_refused_naming_the_value(field, value):
     with pytest.raises(ValueError, match=field):
@@ -68,3 +68,20 @@ def test_presets():
         RunConfig.from_values({"preset": "vintage"})
     with pytest.raises(ValueError, match="unknown configuration key.*colour"):
         RunConfig.from_values({"preset": "classic", "colour": "red"})
+
+
+def test_shift_pixels_needs_a_shifting_augmentation():
+    assert RunConfig(augment="shift", shift_pixels=1).shift_pixels == 1
+    with pytest.raises(ValueError, match="shift_pixels=2 needs a shifting augment; got augment 'flip'; "
+                                         "valid: shift, shift_flip"):
+        RunConfig(dataset="cifar10", augment="flip", shift_pixels=2)
+
+
+def test_a_field_added_later_enters_the_key_only_when_set():
+    """Runs stored before `shift_pixels` existed keep their keys: at its default it is left out of
+    the text the key hashes, and set, it is in."""
+    before = RunConfig(augment="shift")
+    legacy = {k: v for k, v in before.to_dict().items() if k != "shift_pixels"}
+    assert before.canonical_json() == json.dumps(legacy, sort_keys=True, separators=(",", ":"))
+    assert '"shift_pixels":1' in before.replace(shift_pixels=1).canonical_json()
+    assert RunConfig.from_dict(legacy) == before  # a record written before the field loads as before

@@ -133,6 +133,20 @@ def test_shift_moves_content_without_losing_it():
     assert torch.equal(augment(x, "none", s, g), x)
 
 
+@pytest.mark.parametrize("dataset, pixels, largest", [("mnist", 0, 2), ("cifar10", 0, 4), ("cifar10", 1, 1),
+                                                      ("mnist", 3, 3)])
+def test_shifts_stay_within_the_pixels_asked_for(dataset, pixels, largest):
+    """An image with one bright pixel: after the shift it sits at most `largest` pixels from
+    where it was in each direction, and over many copies every offset up to it occurs."""
+    s = data.splits(dataset, "cpu")
+    x = s.background.expand(2000, -1, 32, 32).clone()
+    x[:, :, 16, 16] = 10.0
+    shifted = augment(x, "shift", s, torch.Generator().manual_seed(0), pixels)
+    where = shifted[:, 0].flatten(1).argmax(1)
+    dy, dx = where // 32 - 16, where % 32 - 16
+    assert set(dy.tolist()) == set(dx.tolist()) == set(range(-largest, largest + 1))
+
+
 def test_flip_mirrors_about_half():
     x = torch.arange(2 * 1000 * 4.0).view(1000, 2, 1, 4)
     flipped = random_flip(x, torch.Generator().manual_seed(0))
