@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import plots  # first: chooses a headless matplotlib backend when there is no display
+from .config import SHIFT_PIXELS
 from .data import DATASETS, DataError
 from .experiments import (PROFILES, active_profile, experiment, ladder, load_spec, notebook_experiments,
                           param_sets, profile_settings)
@@ -685,7 +686,8 @@ def _protocol(config) -> str:
     if config.batch_norm:
         parts.insert(1, "batch norm")
     if config.augment != "none":
-        parts.append(f"augment {config.augment}")
+        shift = config.shift_pixels or SHIFT_PIXELS[config.dataset]
+        parts.append(f"augment {config.augment}" + (f" (shifts up to {shift} px)" if "shift" in config.augment else ""))
     if config.weight_decay:
         parts.append(f"weight decay {config.weight_decay:g}")
     return ", ".join(parts)

@@ -17,6 +17,8 @@ SCHEDULES = ("constant", "step", "cosine", "one_cycle", "lecun1998")
 AUGMENTATIONS = ("none", "shift", "flip", "shift_flip")
 PRESETS = ("modern", "classic")
 MAX_SHIFT_PIXELS = 8  # a quarter of the 32x32 input
+# The largest shift of the "shift" augmentations when a run sets none (shift_pixels=0).
+SHIFT_PIXELS = {"mnist": 2, "fashion_mnist": 2, "cifar10": 4}
 
 # Fields added after runs were first stored enter the run key only when set away from their
 # default: every run stored before a field existed keeps its key, and so stays loadable.

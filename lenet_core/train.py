@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import RunConfig
+from .config import SHIFT_PIXELS, RunConfig
 from .data import Splits, splits
 from .diagnostics import trained_summary
 from .model import LeNet5, TableConv2d, count_parameters
@@ -108,10 +108,6 @@ def random_shift(x: torch.Tensor, pad: int, fill: torch.Tensor, g: torch.Generat
 def random_flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     flip = torch.rand(x.shape[0], device=x.device, generator=g) < 0.5
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-
-
-# The largest shift of the "shift" augmentations when a run sets none: an eighth of the image.
-SHIFT_PIXELS = {"mnist": 2, "fashion_mnist": 2, "cifar10": 4}
 
 
 def augment(x: torch.Tensor, kind: str, data: Splits, g: torch.Generator, pixels: int = 0) -> torch.Tensor:

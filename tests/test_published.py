@@ -139,7 +139,7 @@ def test_the_book_page_renders_the_setups_from_an_empty_store(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| d2l") or line.startswith("| BIGBALLON")]
     assert len(rows) == len(SETUPS)
     assert "sigmoid, avg pooling, xavier_uniform init, sgd lr 0.1, constant schedule, batch 128, 10 epochs" in rows[0]
-    assert "augment shift_flip, weight decay 0.0002" in rows[-1] and "200 epochs" in rows[-1]
+    assert "augment shift_flip (shifts up to 4 px), weight decay 0.0002" in rows[-1] and "200 epochs" in rows[-1]
     assert all("– (0/3 seeds stored) | – |" in r for r in rows)
     smoke = book.published_fragment("smoke", tmp_path)
     assert smoke.count("not in the smoke profile") == len(SETUPS)  # smoke trains MNIST only

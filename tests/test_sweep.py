@@ -102,3 +102,15 @@ def test_slugs_are_file_names():
     assert sweep.slug({}) == "default"
     assert sweep.slug({"optimizer": "adam", "lr": 0.003}) == "optimizer=adam_lr=0.003"
     assert "/" not in sweep.slug({"x": "a/b c"})
+
+
+def test_the_committed_store_holds_only_runs_the_specification_asks_for():
+    """Every record in results/ is a run some profile's sweep plans: a change to the specification
+    that orphans stored runs shows up here, and the orphans are removed, not published by accident."""
+    from lenet_core.paths import project_root
+
+    planned = {run_key(c) for profile in experiments.PROFILES
+               for job in sweep.plan(profile)[0] for c in job.configs}
+    stored = {p.stem for p in (project_root() / "results").glob("*.json")}
+    assert stored, "the committed run store is empty"
+    assert sorted(stored - planned) == []

@@ -147,6 +147,16 @@ def test_shifts_stay_within_the_pixels_asked_for(dataset, pixels, largest):
     assert set(dy.tolist()) == set(dx.tolist()) == set(range(-largest, largest + 1))
 
 
+def test_the_run_trains_on_the_shifts_it_asks_for():
+    """shift_pixels reaches the loop: the default and an explicit value equal to it train alike,
+    a different value trains on other images."""
+    default = train(RunConfig(augment="shift", **TINY)).record
+    same = train(RunConfig(augment="shift", shift_pixels=2, **TINY)).record
+    other = train(RunConfig(augment="shift", shift_pixels=1, **TINY)).record
+    assert _curves(default) == _curves(same)
+    assert _curves(default) != _curves(other)
+
+
 def test_flip_mirrors_about_half():
     x = torch.arange(2 * 1000 * 4.0).view(1000, 2, 1, 4)
     flipped = random_flip(x, torch.Generator().manual_seed(0))
