@@ -34,6 +34,7 @@ from .data import DATASETS, DataError
 from .experiments import (PROFILES, active_profile, experiment, ladder, load_spec, notebook_experiments,
                           param_sets, profile_settings)
 from .stats import Summary, summarize, welch_p
+from .train import view_count
 
 GENERATED = "_generated"  # under the book folder; build output, not committed
 IMAGES = "img"
@@ -113,19 +114,30 @@ def goals_fragment(profile: str, ladders: dict, cells: dict, classic: dict) -> s
             rows.append([_title(goal.dataset), f"modernized: at least {goal.modern}%, above {goal.best_published}",
                          "–", "not measured yet"])
             continue
-        rung, cell = max(measured, key=lambda rc: rc[1].summary().mean)
-        mean = 100 * cell.summary().mean
-        incomplete = len(cell.records) < cell.expected
-        if mean >= goal.modern and mean > goal.best_published_value:
-            verdict = "**reached**"
-        elif mean > goal.best_published_value:
-            verdict = f"**not reached**: {goal.modern - mean:.2f} points short, above the published number"
-        else:
-            verdict = f"**not reached**: {goal.modern - mean:.2f} points short"
-        if incomplete:
-            verdict += " (not every seed stored yet)"
+        # The best rung, and apart from it the best that predicts from the image alone (one view):
+        # published numbers are one-view numbers, so the book shows both when they differ.
+        best = [max(measured, key=lambda rc: rc[1].summary().mean)]
+        one_view = [(r, c) for r, c in measured if r.config.test_augment == "none"]
+        if best[0][0].config.test_augment != "none" and one_view:
+            best.append(max(one_view, key=lambda rc: rc[1].summary().mean))
+        reached, verdicts = [], []
+        for rung, cell in best:
+            mean = 100 * cell.summary().mean
+            if mean >= goal.modern and mean > goal.best_published_value:
+                verdict = "**reached**"
+            elif mean > goal.best_published_value:
+                verdict = f"**not reached**: {goal.modern - mean:.2f} points short, above the published number"
+            else:
+                verdict = f"**not reached**: {goal.modern - mean:.2f} points short"
+            if len(cell.records) < cell.expected:
+                verdict += " (not every seed stored yet)"
+            views = "" if rung.config.test_augment == "none" else \
+                f", {view_count(rung.config.test_augment)} test-time views"
+            reached.append(f"{cell.text()} ({rung.label}{views})")
+            qualifier = ("with test-time augmentation: " if views else "with one view: ") if len(best) > 1 else ""
+            verdicts.append(qualifier + verdict)
         rows.append([_title(goal.dataset), f"modernized: at least {goal.modern}%, above {goal.best_published}",
-                     f"{cell.text()} ({rung.label})", verdict])
+                     "; ".join(reached), "; ".join(verdicts)])
     out.append(md_table(["dataset", "goal", "reached (%)", "verdict"], rows, "llrl"))
     return "\n".join(out)
 
@@ -690,6 +702,8 @@ def _protocol(config) -> str:
         parts.append(f"augment {config.augment}" + (f" (shifts up to {shift} px)" if "shift" in config.augment else ""))
     if config.weight_decay:
         parts.append(f"weight decay {config.weight_decay:g}")
+    if config.test_augment != "none":
+        parts.append(f"test-time views: {config.test_augment}")
     return ", ".join(parts)
 
 

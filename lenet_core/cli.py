@@ -79,7 +79,7 @@ def cmd_test(args) -> int:
             print(f"{key} [{which}]: no weights (run {record['status']})")
             continue
         model.load_state_dict(weights[which])
-        result = evaluate(model, splits.test_x, splits.test_y)
+        result = evaluate(model, splits.test_x, splits.test_y, views=config.test_augment, fill=splits.background)
         stored = record["metrics"].get(f"test_acc_{which}")
         print(f"{key} [{which}]: test accuracy {result['acc']:.4f}, loss {result['loss']:.4f} "
               f"(stored: {stored if stored is None else f'{stored:.4f}'}; data: {splits.provenance['copy']})")

@@ -22,7 +22,7 @@ SHIFT_PIXELS = {"mnist": 2, "fashion_mnist": 2, "cifar10": 4}
 
 # Fields added after runs were first stored enter the run key only when set away from their
 # default: every run stored before a field existed keeps its key, and so stays loadable.
-KEYED_WHEN_SET = ("shift_pixels",)
+KEYED_WHEN_SET = ("shift_pixels", "test_augment")
 
 NAME_CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": tuple(DATASETS),
@@ -32,6 +32,7 @@ NAME_CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": OPTIMIZERS,
     "schedule": SCHEDULES,
     "augment": AUGMENTATIONS,
+    "test_augment": AUGMENTATIONS,
 }
 
 
@@ -59,6 +60,9 @@ class RunConfig:
     label_smoothing: float = 0.0
     augment: str = "none"
     shift_pixels: int = 0  # largest shift of the "shift" augmentations; 0 = the dataset's default (SHIFT_PIXELS)
+    # Evaluation (validation and test) averages the predicted probabilities over views of each image:
+    # "shift" adds the image moved by one pixel each way (5 views), "flip" its mirror image (x2).
+    test_augment: str = "none"
     patience: int = 0  # early stopping on validation loss; 0 = off
     # data and randomness
     train_size: int = 0  # first N examples of the fixed training part; 0 = all of it
@@ -86,9 +90,10 @@ class RunConfig:
         if self.shift_pixels and "shift" not in self.augment:
             raise ValueError(f"shift_pixels={self.shift_pixels} needs a shifting augment; got augment "
                              f"{self.augment!r}; valid: shift, shift_flip")
-        if self.dataset == "mnist" and "flip" in self.augment:
-            raise ValueError(f"augment {self.augment!r} flips images, which changes what a digit means; "
-                             f"valid for mnist: none, shift")
+        for name in ("augment", "test_augment"):
+            if self.dataset == "mnist" and "flip" in getattr(self, name):
+                raise ValueError(f"{name} {getattr(self, name)!r} flips images, which changes what a digit "
+                                 f"means; valid for mnist: none, shift")
 
     # ------------------------------------------------------------ constructors
 

@@ -14,6 +14,7 @@ import platform
 import socket
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timezone
 
 import torch
@@ -92,11 +93,18 @@ def lr_factor(schedule: str, t: float, epochs: int) -> float:
 
 # ---------------------------------------------------------------- augmentation (batched, on device)
 
-def random_shift(x: torch.Tensor, pad: int, fill: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Translate each image by up to +-pad pixels, filling with `fill` (pad + random crop)."""
+def _padded(x: torch.Tensor, pad: int, fill: torch.Tensor) -> torch.Tensor:
+    """x with a border of `pad` pixels of `fill` on every side."""
     b, c, h, w = x.shape
     padded = fill.expand(b, c, h + 2 * pad, w + 2 * pad).clone()
     padded[:, :, pad:pad + h, pad:pad + w] = x
+    return padded
+
+
+def random_shift(x: torch.Tensor, pad: int, fill: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Translate each image by up to +-pad pixels, filling with `fill` (pad + random crop)."""
+    b, c, h, w = x.shape
+    padded = _padded(x, pad, fill)
     dy = torch.randint(0, 2 * pad + 1, (b, 1), device=x.device, generator=g)
     dx = torch.randint(0, 2 * pad + 1, (b, 1), device=x.device, generator=g)
     rows = dy + torch.arange(h, device=x.device)  # b x h
@@ -130,17 +138,51 @@ def augmented_examples(dataset: str, kind: str, n: int = 8, copies: int = 4, see
 
 # ---------------------------------------------------------------- evaluation
 
+# The one-pixel moves of test-time "shift" views (down, up, right, left), after the image itself.
+TEST_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
+
+
+def eval_views(x: torch.Tensor, kind: str, fill: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """The views of a batch that evaluation with test_augment=`kind` averages over: the images,
+    with "shift" also each moved by one pixel in each direction (filled with `fill`), with
+    "flip" each of those mirrored left to right."""
+    views = [x]
+    if "shift" in kind:
+        if fill is None:
+            raise ValueError(f"test_augment {kind!r} shifts images and needs the fill value (the dataset's background)")
+        padded, (h, w) = _padded(x, 1, fill), x.shape[2:]
+        views += [padded[:, :, 1 - dy:1 - dy + h, 1 - dx:1 - dx + w] for dy, dx in TEST_SHIFTS]
+    if "flip" in kind:
+        views += [v.flip(3) for v in views]
+    return views
+
+
+def view_count(kind: str) -> int:
+    """How many views evaluation with test_augment=`kind` averages over."""
+    return len(eval_views(torch.zeros(1, 1, 3, 3), kind, torch.zeros(1)))
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int = 10,
-             confusion: bool = False) -> dict:
-    """Mean cross-entropy and accuracy (and optionally the confusion matrix) over (x, y)."""
+             confusion: bool = False, views: str = "none", fill: torch.Tensor | None = None) -> dict:
+    """Mean cross-entropy and accuracy (and optionally the confusion matrix) over (x, y).
+
+    With views other than "none" (a test_augment), the prediction for an image is the mean of
+    the predicted probabilities over its views (`eval_views`), and the loss is that mean's
+    cross-entropy."""
     was_training = model.training
     model.eval()
     loss = torch.zeros((), device=x.device)
     preds = []
     for i in range(0, len(x), EVAL_BATCH):
-        out = model(x[i:i + EVAL_BATCH])
-        loss += F.cross_entropy(out.float(), y[i:i + EVAL_BATCH], reduction="sum")
+        xb, yb = x[i:i + EVAL_BATCH], y[i:i + EVAL_BATCH]
+        if views == "none":
+            out = model(xb).float()
+            loss += F.cross_entropy(out, yb, reduction="sum")
+        else:  # log of the mean probability over the views, computed stably
+            logp = torch.stack([F.log_softmax(model(v).float(), 1) for v in eval_views(xb, views, fill)])
+            out = torch.logsumexp(logp, 0) - math.log(len(logp))
+            loss += F.nll_loss(out, yb, reduction="sum")
         preds.append(out.argmax(1))
     model.train(was_training)
     pred = torch.cat(preds)
@@ -239,7 +281,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
             history.append(dict(epoch=epoch + 1, train_loss=None, train_acc=None, val_loss=None,
                                 val_acc=None, lr=lr_start, seconds=time.perf_counter() - t0))
             break
-        val = evaluate(model, data.val_x, data.val_y)
+        val = evaluate(model, data.val_x, data.val_y, views=config.test_augment, fill=data.background)
         history.append(dict(epoch=epoch + 1, train_loss=train_loss, train_acc=correct.item() / n,
                             val_loss=val["loss"], val_acc=val["acc"], lr=lr_start,
                             seconds=time.perf_counter() - t0))
@@ -260,12 +302,14 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
                    diverged_epoch=history[-1]["epoch"] if status == "diverged" else None)
     weights = {"last": _snapshot(model)}
     if status == "ok":
-        last = evaluate(model, data.test_x, data.test_y, confusion=True)
+        test = partial(evaluate, x=data.test_x, y=data.test_y, confusion=True,
+                       views=config.test_augment, fill=data.background)
+        last = test(model)
         if best["epoch"] == len(history):  # the last epoch was the best: same weights, same numbers
             best_test = last
         else:
             model.load_state_dict(best["state"])
-            best_test = evaluate(model, data.test_x, data.test_y, confusion=True)
+            best_test = test(model)
         weights["best"] = best["state"]
         metrics.update(test_loss_last=last["loss"], test_acc_last=last["acc"],
                        test_loss_best=best_test["loss"], test_acc_best=best_test["acc"],

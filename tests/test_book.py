@@ -109,8 +109,11 @@ def test_the_goals_say_plainly_what_was_reached_and_what_was_not(tmp_path):
     from lenet_core.experiments import ladder
 
     rungs = ladder("mnist", "smoke")
-    for seed, acc in enumerate((0.9950, 0.9948)):  # the top rung, both seeds: above 99.4
+    assert rungs[-1].config.test_augment != "none" and rungs[-2].config.test_augment == "none"
+    for seed, acc in enumerate((0.9950, 0.9948)):  # the top rung (test-time views), both seeds: above 99.4
         store(fake_record(rungs[-1].configs[seed], [0.99, acc]))
+    for seed, acc in enumerate((0.9935, 0.9937)):  # the rung before it (one view): 99.36, short of 99.4
+        store(fake_record(rungs[-2].configs[seed], [0.99, acc]))
     store(fake_record(rungs[0].configs[0], [0.97, 0.985]))  # the 1998 start, one seed of two
     classic = experiment("classic", dataset="mnist", profile="smoke")
     for config in classic.configs:
@@ -118,15 +121,20 @@ def test_the_goals_say_plainly_what_was_reached_and_what_was_not(tmp_path):
     text = book.results_fragment("smoke", tmp_path).split("## The goals")[1].split("\n## ")[0]
     rows = [line for line in text.splitlines() if line.startswith("| MNIST")]
     assert "1.10% test error" in rows[0] and rows[0].endswith("**reached** |")
-    assert f"99.49 ± 0.13 (n=2) ({rungs[-1].label})" in rows[1] and rows[1].endswith("**reached** |")
+    # the best rung uses test-time views, so the best one-view rung is shown beside it
+    assert (f"99.49 ± 0.13 (n=2) ({rungs[-1].label}, 5 test-time views); "
+            f"99.36 ± 0.13 (n=2) ({rungs[-2].label})") in rows[1]
+    assert rows[1].endswith("with test-time augmentation: **reached**; with one view: "
+                            "**not reached**: 0.04 points short, above the published number |")
 
     store(fake_record(classic.configs[0], [0.98, 0.9840]))  # now 1.35% error: too far from 0.95%
-    for seed in (0, 1):
-        store(fake_record(rungs[-1].configs[seed], [0.99, 0.9920]))  # below 99.4 and below 99.3
+    for rung in rungs[-2:]:
+        for seed in (0, 1):
+            store(fake_record(rung.configs[seed], [0.99, 0.9920]))  # below 99.4 and below 99.3
     text = book.results_fragment("smoke", tmp_path).split("## The goals")[1].split("\n## ")[0]
     rows = [line for line in text.splitlines() if line.startswith("| MNIST")]
     assert rows[0].endswith("**not reached** |")
-    assert rows[1].endswith("**not reached**: 0.20 points short |")
+    assert rows[1].endswith("**not reached**: 0.20 points short |")  # the tie goes to the one-view rung
 
 
 def test_every_published_number_points_at_a_setting_the_sweep_runs():

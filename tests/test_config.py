@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from lenet_core.config import NAME_CHOICES, RunConfig
+from lenet_core.config import KEYED_WHEN_SET, NAME_CHOICES, RunConfig
 
 
 @pytest.mark.parametrize("field", NAME_CHOICES)
@@ -77,11 +77,21 @@ def test_shift_pixels_needs_a_shifting_augmentation():
         RunConfig(dataset="cifar10", augment="flip", shift_pixels=2)
 
 
-def test_a_field_added_later_enters_the_key_only_when_set():
-    """Runs stored before `shift_pixels` existed keep their keys: at its default it is left out of
+@pytest.mark.parametrize("field", ["augment", "test_augment"])
+def test_flipping_digits_is_refused_for_training_and_for_evaluation(field):
+    with pytest.raises(ValueError, match=f"{field} 'shift_flip' flips images, which changes what a digit "
+                                         f"means; valid for mnist: none, shift"):
+        RunConfig(dataset="mnist", **{field: "shift_flip"})
+    assert getattr(RunConfig(dataset="fashion_mnist", **{field: "shift_flip"}), field) == "shift_flip"
+
+
+@pytest.mark.parametrize("field, value", [("shift_pixels", 1), ("test_augment", "shift")])
+def test_a_field_added_later_enters_the_key_only_when_set(field, value):
+    """Runs stored before a field existed keep their keys: at its default it is left out of
     the text the key hashes, and set, it is in."""
+    assert field in KEYED_WHEN_SET
     before = RunConfig(augment="shift")
-    legacy = {k: v for k, v in before.to_dict().items() if k != "shift_pixels"}
+    legacy = {k: v for k, v in before.to_dict().items() if k not in KEYED_WHEN_SET}
     assert before.canonical_json() == json.dumps(legacy, sort_keys=True, separators=(",", ":"))
-    assert '"shift_pixels":1' in before.replace(shift_pixels=1).canonical_json()
+    assert json.dumps({field: value})[1:-1].replace(" ", "") in before.replace(**{field: value}).canonical_json()
     assert RunConfig.from_dict(legacy) == before  # a record written before the field loads as before

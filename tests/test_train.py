@@ -6,8 +6,8 @@ import torch
 from lenet_core import data
 from lenet_core.config import OPTIMIZERS, SCHEDULES, RunConfig
 from lenet_core.model import LeNet5
-from lenet_core.train import (LECUN1998, augment, evaluate, lr_factor, pick_device, random_flip,
-                              random_shift, train)
+from lenet_core.train import (LECUN1998, augment, eval_views, evaluate, lr_factor, pick_device,
+                              random_flip, random_shift, train)
 
 pytestmark = pytest.mark.usefixtures("mnist_ready")
 
@@ -163,6 +163,68 @@ def test_flip_mirrors_about_half():
     mirrored = (flipped == x.flip(3)).all(dim=(1, 2, 3))
     assert torch.equal(flipped[~mirrored], x[~mirrored])
     assert 400 < mirrored.sum() < 600
+
+
+@pytest.mark.parametrize("kind, offsets", [
+    ("none", [(0, 0, False)]),
+    ("flip", [(0, 0, False), (0, 0, True)]),
+    ("shift", [(0, 0, False), (1, 0, False), (-1, 0, False), (0, 1, False), (0, -1, False)]),
+    ("shift_flip", [(dy, dx, f) for f in (False, True) for dy, dx in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))]),
+])
+def test_test_views_are_the_image_moved_one_pixel_and_mirrored(kind, offsets):
+    """One bright pixel at (16, 10) of a background image: each view puts it where the view says
+    (mirroring maps column 10 to 21), and what moves in at the border is the background."""
+    s = data.splits("cifar10", "cpu")
+    x = s.background.expand(1, 3, 32, 32).clone()
+    x[:, :, 16, 10] = 10.0
+    views = eval_views(x, kind, s.background)
+    assert len(views) == len(offsets)
+    for view, (dy, dx, mirrored) in zip(views, offsets):
+        where = view[0, 0].flatten().argmax().item()
+        row, col = where // 32, where % 32
+        assert (row, col) == (16 + dy, (31 - (10 + dx)) if mirrored else 10 + dx)
+        assert torch.equal(view[0, :, 0, :], s.background[0, :, 0].expand(3, 32))  # top row: background
+        assert view.shape == x.shape
+
+
+def test_shifted_views_need_the_fill_value():
+    with pytest.raises(ValueError, match="test_augment 'shift' shifts images and needs the fill value"):
+        eval_views(torch.zeros(1, 1, 8, 8), "shift")
+
+
+def test_evaluation_averages_the_probabilities_over_the_views():
+    """With views, the prediction is the mean of softmax over the views and the loss its
+    cross-entropy; without, the plain cross-entropy of the logits."""
+    s = data.splits("fashion_mnist", "cpu")
+    torch.manual_seed(0)
+    model = LeNet5(in_channels=1).eval()
+    with torch.no_grad():
+        for w in model.parameters():  # confident, varied outputs instead of the near-uniform ones at init
+            w.mul_(3)
+    x, y = s.val_x[:700], s.val_y[:700]
+    with torch.no_grad():
+        logits = [model(v) for v in eval_views(x, "shift_flip", s.background)]
+        p = torch.stack([l.softmax(1) for l in logits]).mean(0)
+    many = evaluate(model, x, y, views="shift_flip", fill=s.background)
+    assert many["loss"] == pytest.approx(-p[torch.arange(700), y].log().mean().item(), rel=1e-5)
+    assert many["acc"] == pytest.approx((p.argmax(1) == y).float().mean().item())
+    one = evaluate(model, x, y)
+    assert one["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits[0], y).item(), rel=1e-5)
+    assert one["acc"] == pytest.approx((logits[0].argmax(1) == y).float().mean().item())
+    assert abs(one["loss"] - many["loss"]) > 0.01
+
+
+def test_test_augment_changes_evaluation_not_training():
+    """The same run with and without test-time views: identical training, different validation,
+    and the test numbers are those of the returned model evaluated with the views."""
+    plain = train(RunConfig(**TINY)).record
+    run = train(RunConfig(test_augment="shift", **TINY))
+    viewed = run.record
+    assert [h["train_loss"] for h in plain["history"]] == [h["train_loss"] for h in viewed["history"]]
+    assert plain["history"][0]["val_loss"] != viewed["history"][0]["val_loss"]
+    s = data.splits("mnist")
+    assert viewed["metrics"]["test_acc_last"] == pytest.approx(
+        evaluate(run.model, s.test_x, s.test_y, views="shift", fill=s.background)["acc"])
 
 
 def test_device_choice():
