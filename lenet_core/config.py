@@ -13,7 +13,7 @@ from .model import ACTIVATIONS, INITIALIZERS, POOLS
 
 # Names the training loop understands; it looks them up in these same tables.
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine", "one_cycle", "lecun1998")
+SCHEDULES = ("constant", "step", "cosine", "one_cycle", "lecun1998", "bigballon")
 AUGMENTATIONS = ("none", "shift", "flip", "shift_flip")
 PRESETS = ("modern", "classic")
 MAX_SHIFT_PIXELS = 8  # a quarter of the 32x32 input

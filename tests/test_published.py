@@ -14,7 +14,7 @@ FIELDS = ("act", "pool", "init", "optimizer", "lr", "schedule", "batch_size", "e
           "batch_norm", "augment", "weight_decay")
 D2L = dict(act="sigmoid", pool="avg", init="xavier_uniform", optimizer="sgd", lr=0.1, schedule="constant",
            batch_size=128, epochs=10, train_size=0, batch_norm=False, augment="none", weight_decay=0.0)
-BIGBALLON = dict(act="relu", pool="max", init="kaiming_normal", optimizer="nesterov", lr=0.01, schedule="step",
+BIGBALLON = dict(act="relu", pool="max", init="kaiming_normal", optimizer="nesterov", lr=0.01, schedule="bigballon",
                  batch_size=128, epochs=200, train_size=0, batch_norm=False, augment="none", weight_decay=0.0)
 FULL = {"d2l_lenet": D2L, "d2l_batch_norm": {**D2L, "batch_norm": True}, "bigballon_baseline": BIGBALLON,
         "bigballon_augmentation": {**BIGBALLON, "augment": "shift_flip"},

@@ -44,6 +44,9 @@ def test_every_schedule_trains_and_sets_the_rate(schedule):
 def test_schedule_shapes():
     assert lr_factor("constant", 7.3, 10) == 1
     assert [lr_factor("step", e, 8) for e in range(8)] == [1, 1, 1, 1, 0.1, 0.1, pytest.approx(0.01), pytest.approx(0.01)]
+    # BIGBALLON's LeNet: 0.01 until epoch 100 of 200, 0.005 until 150, 0.001 after
+    rates = [0.01 * lr_factor("bigballon", e + 0.5, 200) for e in range(200)]
+    assert rates == pytest.approx([0.01] * 100 + [0.005] * 50 + [0.001] * 50)
     assert lr_factor("cosine", 0, 10) == 1 and lr_factor("cosine", 5, 10) == pytest.approx(0.5)
     assert lr_factor("cosine", 10, 10) == pytest.approx(0, abs=1e-12)
     assert lr_factor("one_cycle", 0, 10) == pytest.approx(1 / 25)
