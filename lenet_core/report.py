@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .stats import summarize
+from .stats import reproduced, summarize
 
 # record metric -> column title; accuracies are shown in percent
 SEED_COLUMNS = {
@@ -125,7 +125,8 @@ def _published_values(source: dict, records: list[dict]) -> tuple[list[float], l
 
 def published_comparison(source: dict, records: list[dict]) -> pd.DataFrame:
     """A published setup's number beside ours in the same metric (mean ± 95% CI over seeds),
-    the range of our seeds, and how far our mean is from the published number."""
+    the range of our seeds, how far our mean is from the published number, and whether the
+    published run lies where one more run of ours would (stats.reproduced)."""
     best, last = _published_values(source, records)
     mean = summarize(best).mean
     return pd.DataFrame([{
@@ -134,6 +135,7 @@ def published_comparison(source: dict, records: list[dict]) -> pd.DataFrame:
         "ours, last epoch (%)": summarize(last).format(),
         "our seeds (%)": f"{100 * min(best):.2f} to {100 * max(best):.2f}" if best else "–",
         "ours − published (points)": f"{100 * (mean - source['published_value']):+.2f}" if best else "–",
+        "reproduced": reproduced(best, source["published_value"]),
         "our metric": "validation accuracy" if source["published_metric"].startswith("val") else "test accuracy",
         "diverged": len(records) - len(best)}])
 

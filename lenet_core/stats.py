@@ -51,6 +51,26 @@ def summarize(values: Iterable[float], confidence: float = 0.95) -> Summary:
     return Summary(float(x.mean()), half, n, std)
 
 
+def prediction_interval(values: Iterable[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Where one more run would fall with probability `confidence`, from these runs (Student's t:
+    mean ± t·s·sqrt(1 + 1/n)); (nan, nan) with fewer than two values."""
+    s = summarize(values)
+    if s.n < 2:
+        return math.nan, math.nan
+    half = float(stdtrit(s.n - 1, 0.5 + confidence / 2) * s.std * math.sqrt(1 + 1 / s.n))
+    return s.mean - half, s.mean + half
+
+
+def reproduced(values: Iterable[float], published: float) -> str:
+    """Whether a published single run is what one more run of ours could give: inside the 95%
+    prediction interval of our seeds ("yes"), outside it ("**no**"), or "–" below two seeds."""
+    low, high = prediction_interval(values)
+    if math.isnan(low):
+        return "–"
+    where = f"95% prediction interval {100 * low:.2f} to {100 * high:.2f}"
+    return f"yes ({where})" if low <= published <= high else f"**no** ({where})"
+
+
 def welch_p(a: Iterable[float], b: Iterable[float]) -> float:
     """Two-sided p-value of Welch's t-test; nan when either side has fewer than two values
     or both are constant and equal."""

@@ -115,6 +115,7 @@ def test_the_comparison_table_sets_ours_beside_the_published_number():
     assert row["ours, best-val epoch (%)"].startswith("75.00 ± ") and row["ours, last epoch (%)"].startswith("74.00")
     assert row["our seeds (%)"] == "74.00 to 76.00"
     assert row["ours − published (points)"] == "-0.06"
+    assert row["reproduced"].startswith("yes (95% prediction interval ")  # two seeds, 74 and 76: a wide one
     assert (row["our metric"], row["diverged"]) == ("test accuracy", 1)
 
     d2l = report.published_comparison(experiments.setups()["d2l_lenet"], [_record([0.74, 0.72], 0.7, 0.7)]).iloc[0]
@@ -122,6 +123,9 @@ def test_the_comparison_table_sets_ours_beside_the_published_number():
     assert d2l["our metric"] == "validation accuracy"
     empty = report.published_comparison(source, [_record([0.1], 0, 0, "diverged")]).iloc[0]
     assert (empty["our seeds (%)"], empty["ours − published (points)"], empty["diverged"]) == ("–", "–", 1)
+    assert empty["reproduced"] == "–"
+    far = [_record([0.5, v], v, v) for v in (0.60, 0.61, 0.62)]
+    assert report.published_comparison(source, far).iloc[0]["reproduced"].startswith("**no**")
 
 
 def test_the_curves_show_the_published_number_as_a_line():

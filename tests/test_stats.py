@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from lenet_core.stats import summarize, welch_p
+from lenet_core.stats import prediction_interval, reproduced, summarize, welch_p
 
 
 def test_t_interval_of_three_values():
@@ -39,3 +39,20 @@ def test_welch_p_matches_scipy():
         assert welch_p(a, b) == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9)
         assert summarize(a).half_width == pytest.approx(
             stats.t.ppf(0.975, na - 1) * a.std(ddof=1) / math.sqrt(na), rel=1e-9)
+
+
+def test_prediction_interval_for_one_more_run():
+    # mean 2, s = 1, n = 3: 2 ± t(0.975, 2) · 1 · sqrt(1 + 1/3)
+    half = 4.302653 * math.sqrt(4 / 3)
+    assert prediction_interval([1.0, 2.0, 3.0]) == pytest.approx((2 - half, 2 + half), rel=1e-6)
+    assert all(math.isnan(v) for v in prediction_interval([0.9]))
+    # wider than the confidence interval of the mean: it covers one run, not the average of many
+    assert prediction_interval([1.0, 2.0, 3.0])[1] > summarize([1.0, 2.0, 3.0]).high
+
+
+def test_a_published_run_is_reproduced_inside_the_prediction_interval_only():
+    ours = [0.74, 0.75, 0.76]  # mean 0.75, s = 0.01: interval 0.75 ± 0.0497
+    assert reproduced(ours, 0.79).startswith("yes (95% prediction interval 70.03 to 79.97")
+    assert reproduced(ours, 0.80) == "**no** (95% prediction interval 70.03 to 79.97)"
+    assert reproduced(ours, 0.70).startswith("**no**")
+    assert reproduced([0.75], 0.75) == "–" and reproduced([], 0.75) == "–"
