@@ -4,16 +4,21 @@
     .venv/bin/python bench/notebook_overhead.py --notebook augmentation --param augment=shift_flip \\
         --dataset cifar10 --repeats 3
 
-The sweep executes each notebook with papermill in a fresh Jupyter kernel.
-Once the runs are in the store (`results/`) the notebook trains nothing, so
+Once the runs are in the store (`results/`) a notebook trains nothing, so
 what is left is overhead: starting the kernel, importing torch, pandas,
 matplotlib and lenet_core, loading the stored records, the diagnostics at
 initialization and the figures. That overhead is what `make book` pays per
 notebook on a fresh clone. This script executes the real notebook `--repeats`
-times (after one untimed warm-up execution that fills the OS file cache) and
-splits its wall time into:
+times each way, interleaved (after one untimed warm-up execution that fills the
+OS file cache):
 
-* kernel start and shutdown, papermill: wall time minus the cells' time,
+* on a new kernel each time (papermill's default; a Dask worker does this),
+* on one warm kernel, reset between notebooks (`lenet_core.sweep.WarmKernel`, what
+  the local sweep does),
+
+and splits each way's wall time into:
+
+* kernel start and shutdown (or reset), papermill: wall time minus the cells' time,
 * each code cell, from the durations papermill records in the executed notebook.
 
 It refuses to run when the notebook would train (a run is missing from the
@@ -35,6 +40,7 @@ import papermill
 
 from lenet_core.paths import project_root
 from lenet_core.experiments import notebook_experiments
+from lenet_core.sweep import WarmKernel
 
 
 def parse_value(text: str):
@@ -44,10 +50,16 @@ def parse_value(text: str):
         return text
 
 
-def execute(notebook: Path, parameters: dict, out: Path) -> tuple[float, list[tuple[str, float]]]:
+def execute(notebook: Path, parameters: dict, out: Path, kernel: WarmKernel | None = None
+            ) -> tuple[float, list[tuple[str, float]]]:
     t0 = time.perf_counter()
-    papermill.execute_notebook(str(notebook), str(out), parameters=parameters, progress_bar=False,
-                               cwd=str(notebook.parent), kernel_name="python3")
+    warm = {"km": kernel.ready()} if kernel else {}
+    try:
+        papermill.execute_notebook(str(notebook), str(out), parameters=parameters, progress_bar=False,
+                                   cwd=str(notebook.parent), kernel_name="python3", **warm)
+    finally:
+        if kernel:
+            kernel.release()
     wall = time.perf_counter() - t0
     cells = []
     for cell in json.loads(out.read_text())["cells"]:
@@ -88,25 +100,42 @@ def main(argv=None) -> int:
     os.environ.setdefault("LENET_PROGRESS", "0")
     parameters = dict(dataset=args.dataset, profile=args.profile, **params)
 
+    kernel = WarmKernel(notebook.parent)
     with tempfile.TemporaryDirectory(prefix="lenet-overhead-") as tmp:
         out = Path(tmp) / "out.ipynb"
-        execute(notebook, parameters, out)  # warm-up: file cache, bytecode
-        runs = [execute(notebook, parameters, out) for _ in range(args.repeats)]
+        try:
+            execute(notebook, parameters, out)  # warm-up: file cache, bytecode
+            execute(notebook, parameters, out, kernel)  # the warm kernel's first (cold) notebook
+            runs = {"new kernel": [], "warm kernel": []}
+            for _ in range(args.repeats):
+                runs["new kernel"].append(execute(notebook, parameters, out))
+                runs["warm kernel"].append(execute(notebook, parameters, out, kernel))
+        finally:
+            kernel.close()
 
+    print(f"{args.notebook}.ipynb, {args.dataset}, {params or 'defaults'}, profile {args.profile}: "
+          f"median of {args.repeats} executions each way, interleaved, every run loaded from the store; "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}\n")
+    names = [n for n, _ in runs["new kernel"][0][1]]
+    columns = {way: _medians(r) for way, r in runs.items()}
+    print("| part | " + " | ".join(f"{way} (s)" for way in columns) + " |")
+    print("| --- |" + " ---: |" * len(columns))
+    print("| kernel start and shutdown (or reset), papermill | "
+          + " | ".join(f"{c[0]:.2f}" for c in columns.values()) + " |")
+    for i, name in enumerate(names):
+        print(f"| cell: `{name}` | " + " | ".join(f"{c[1][i]:.2f}" for c in columns.values()) + " |")
+    print("| **whole execution** | " + " | ".join(f"**{c[2]:.2f}**" for c in columns.values()) + " |")
+    new, warm = columns["new kernel"][2], columns["warm kernel"][2]
+    print(f"\nwarm kernel / new kernel: {warm / new:.2f} of the time per notebook")
+    return 0
+
+
+def _medians(runs) -> tuple[float, list[float], float]:
+    """(kernel and papermill, per cell, whole execution): medians over the executions."""
     walls = [w for w, _ in runs]
     cells = [[d for _, d in c] for _, c in runs]
-    names = [n for n, _ in runs[0][1]]
-    per_cell = [statistics.median(col) for col in zip(*cells)]
     kernel = statistics.median(w - sum(c) for w, c in zip(walls, cells))
-    print(f"{args.notebook}.ipynb, {args.dataset}, {params or 'defaults'}, profile {args.profile}: "
-          f"median of {args.repeats} executions, every run loaded from the store; "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}\n")
-    print("| part | seconds |\n| --- | ---: |")
-    print(f"| kernel start and shutdown, papermill | {kernel:.2f} |")
-    for name, d in zip(names, per_cell):
-        print(f"| cell: `{name}` | {d:.2f} |")
-    print(f"| **whole execution** | **{statistics.median(walls):.2f}** |")
-    return 0
+    return kernel, [statistics.median(col) for col in zip(*cells)], statistics.median(walls)
 
 
 def _stored(config) -> bool:

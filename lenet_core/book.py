@@ -824,7 +824,8 @@ def reproduce_fragment(profile: str) -> str:
     out = ["## Measured time\n\nSums over the stored runs of each profile, from their provenance: wall time "
            "includes loading data and evaluating, training time only the epochs. The sweep runs one "
            "notebook per CPU core, so the elapsed time of a sweep is about the wall time divided by the "
-           "number of cores, plus a few seconds per notebook to start its kernel.\n"]
+           "number of cores, plus a few seconds per notebook for loading and figures (each core's "
+           "kernel stays running between notebooks, so torch is imported once).\n"]
     rows = []
     env = os.environ.get("LENET_PROFILE")
     per_notebook = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -108,9 +109,9 @@ def plan(profile: str, only: list[str] | None = None, datasets: list[str] | None
     return jobs, skipped
 
 
-def execute(job: Job, source: Path | None = None) -> None:
-    """Run the job's notebook (from `source`, default notebooks/) with papermill; the output
-    appears only when it ran to the end."""
+def execute(job: Job, source: Path | None = None, kernel: WarmKernel | None = None) -> None:
+    """Run the job's notebook (from `source`, default notebooks/) with papermill, on `kernel`
+    when given, else on a new kernel; the output appears only when it ran to the end."""
     import papermill
 
     source = source or notebooks_dir()
@@ -119,15 +120,87 @@ def execute(job: Job, source: Path | None = None) -> None:
     failed.unlink(missing_ok=True)
     tmp = job.output.with_name(f".{job.output.stem}.{os.getpid()}.running.ipynb")
     parameters = dict(dataset=job.dataset, profile=job.profile, **job.params)
+    warm = {"km": kernel.ready()} if kernel else {}
     try:
         papermill.execute_notebook(str(source / f"{job.notebook}.ipynb"), str(tmp),
                                    parameters=parameters, progress_bar=False, cwd=str(source),
-                                   kernel_name="python3")
+                                   kernel_name="python3", **warm)
     except BaseException:
+        if kernel:
+            kernel.close()  # its state is unknown: the next notebook gets a new kernel
         if tmp.exists():
             os.replace(tmp, failed)  # kept for the user to open: it shows the failing cell
         raise
+    finally:
+        if kernel:
+            kernel.release()
     atomic_write(job.output, lambda out: os.replace(tmp, out))
+
+
+class WarmKernel:
+    """One Python kernel that executes notebook after notebook (one per sweep thread).
+
+    A notebook that only loads stored runs spends most of its time starting a kernel and
+    importing torch; a warm kernel pays for that once. Before each notebook after the first it
+    is reset to what a new kernel offers: an empty namespace, a new history with execution
+    count 1, no open figures (modules stay imported, and the datasets stay cached). A kernel
+    that failed a notebook or died is replaced by a new one.
+    """
+
+    RESET = 'import matplotlib.pyplot as _plt\n_plt.close("all")\nget_ipython().reset(new_session=True)\n'
+
+    def __init__(self, cwd: Path):
+        self.cwd = str(cwd)
+        self.km = None
+        self.used = False
+        self.clients: list = []
+
+    def ready(self):
+        """The kernel manager to hand to papermill: started, or reset when it ran a notebook."""
+        from jupyter_core.utils import run_sync
+
+        if self.km is not None and not run_sync(self.km.is_alive)():
+            self.close()
+        if self.km is None:
+            from jupyter_client import AsyncKernelManager
+
+            self.km = AsyncKernelManager(kernel_name="python3")
+            self.km.client = self._client  # papermill's client is closed in release()
+            run_sync(self.km.start_kernel)(cwd=self.cwd)
+        elif self.used:
+            kc = self.km.client()
+            kc.start_channels()
+            run_sync(kc.wait_for_ready)(timeout=60)
+            reply = run_sync(kc.execute_interactive)(self.RESET, silent=True, timeout=60)
+            self.release()
+            if reply["content"]["status"] != "ok":
+                self.close()
+                return self.ready()
+        self.used = True
+        return self.km
+
+    def _client(self, **kwargs):
+        from jupyter_client import AsyncKernelManager
+
+        kc = AsyncKernelManager.client(self.km, **kwargs)
+        self.clients.append(kc)
+        return kc
+
+    def release(self) -> None:
+        """Close the connections opened to the kernel (the kernel keeps running)."""
+        while self.clients:
+            self.clients.pop().stop_channels()
+
+    def close(self) -> None:
+        """Shut the kernel down."""
+        from jupyter_core.utils import run_sync
+
+        self.release()
+        if self.km is not None:
+            try:
+                run_sync(self.km.shutdown_kernel)(now=True)
+            finally:
+                self.km, self.used = None, False
 
 
 def default_jobs() -> int:
@@ -135,8 +208,15 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def run_locally(todo: list[Job], jobs: int, executor=execute):
-    """Execute jobs on this machine, `jobs` at once; yields (job, error or None) as each ends."""
+def run_locally(todo: list[Job], jobs: int, executor=None):
+    """Execute jobs on this machine, `jobs` at once; yields (job, error or None) as each ends.
+    `executor(job)` runs one job; by default `execute` on a warm kernel per thread."""
+    kernels: dict[int, WarmKernel] = {}
+    if executor is None:
+        def executor(job):
+            kernel = kernels.setdefault(threading.get_ident(), WarmKernel(notebooks_dir()))
+            execute(job, kernel=kernel)
+
     pool = ThreadPoolExecutor(max_workers=jobs)
     futures = {pool.submit(executor, job): job for job in todo}
     try:
@@ -147,10 +227,12 @@ def run_locally(todo: list[Job], jobs: int, executor=execute):
             yield futures[future], error
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # an interrupted sweep lets running notebooks finish
+        for kernel in kernels.values():
+            kernel.close()
 
 
 def run(profile: str, only: list[str] | None = None, datasets: list[str] | None = None,
-        jobs: int | None = None, executor=execute, out=sys.stdout, scheduler: str | None = None,
+        jobs: int | None = None, executor=None, out=sys.stdout, scheduler: str | None = None,
         data_mirror: str | None = None) -> int:
     """Execute the sweep; returns the number of failed jobs (0 = all done).
 

@@ -1,7 +1,10 @@
-"""The sweep's planning, skipping, failure reporting and resuming (executor replaced by a fast fake)."""
+"""The sweep's planning, skipping, failure reporting and resuming (executor replaced by a fast
+fake), and the warm kernels that execute its notebooks (a tiny probe notebook on a real kernel)."""
 
 import io
+import os
 
+import nbformat
 import pytest
 
 from lenet_core import experiments, sweep
@@ -114,3 +117,67 @@ def test_the_committed_store_holds_only_runs_the_specification_asks_for():
     stored = {p.stem for p in (project_root() / "results").glob("*.json")}
     assert stored, "the committed run store is empty"
     assert sorted(stored - planned) == []
+
+
+def probe_notebook(folder):
+    """A tiny notebook that shows what it inherits from its kernel: its namespace, its process,
+    its execution counts; `fail` makes it fail."""
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    params = new_code_cell('dataset = "mnist"\nprofile = "smoke"\nfail = False\nn = 0')
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[
+        params,
+        new_code_cell('import os\nassert "leak" not in globals(), "the previous notebook left its variables"\n'
+                      "leak = n\nprint(os.getpid())"),
+        new_code_cell("import matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.show()"),
+        new_code_cell('if fail:\n    raise RuntimeError("the probe failed")'),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / "probe.ipynb")
+
+
+def probe(n: int, fail: bool = False) -> sweep.Job:
+    return sweep.Job("probe", "mnist", {"fail": fail, "n": n}, "smoke")
+
+
+def kernel_pid(job: sweep.Job) -> int:
+    """The kernel process that ran the job, checking that it ran as on a new kernel."""
+    cells = [c for c in nbformat.read(job.output, as_version=4).cells if c.cell_type == "code"]
+    assert [c.execution_count for c in cells] == [1, 2, 3, 4, 5]  # papermill's injected cell first
+    assert "image/png" in cells[3].outputs[0]["data"]  # figures still show
+    return int(cells[2].outputs[0]["text"])
+
+
+@pytest.fixture
+def probe_folder(tmp_path, monkeypatch):
+    probe_notebook(tmp_path)
+    monkeypatch.setattr(sweep, "notebooks_dir", lambda: tmp_path)
+    return tmp_path
+
+
+def test_a_warm_kernel_runs_each_notebook_as_a_new_kernel_would(probe_folder):
+    kernel = sweep.WarmKernel(probe_folder)
+    try:
+        sweep.execute(probe(1), kernel=kernel)
+        sweep.execute(probe(2), kernel=kernel)
+        with pytest.raises(Exception, match="the probe failed"):
+            sweep.execute(probe(3, fail=True), kernel=kernel)
+        assert kernel.km is None  # a kernel that failed a notebook is not reused
+        assert probe(3, fail=True).output.with_suffix(".failed.ipynb").exists()
+        assert not probe(3, fail=True).output.exists()
+        sweep.execute(probe(4), kernel=kernel)
+    finally:
+        kernel.close()
+    first, second, after_failure = (kernel_pid(probe(n)) for n in (1, 2, 4))
+    assert first == second != after_failure
+
+
+def test_a_local_sweep_reuses_one_kernel_per_thread_and_shuts_them_down(probe_folder):
+    todo = [probe(n) for n in range(5)]
+    assert [error for _, error in sweep.run_locally(todo, jobs=2)] == [None] * 5
+    pids = {kernel_pid(job) for job in todo}
+    assert 1 <= len(pids) <= 2
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
