@@ -22,8 +22,9 @@ from .experiments import (Experiment, active_profile, check_notebook, load_spec,
 from .paths import atomic_write, project_root
 
 # Rough cost model for the progress estimate: seconds of one notebook that only
-# loads stored runs, and training images per second of one CPU process.
-LOAD_SECONDS = 6.0
+# loads stored runs on a warm kernel (bench/notebook_overhead.py: 2.9 s with the
+# cores busy), and training images per second of one CPU process.
+LOAD_SECONDS = 3.0
 IMAGES_PER_SECOND = 10_000.0
 
 
