@@ -704,6 +704,8 @@ def _protocol(config) -> str:
         parts.append(f"weight decay {config.weight_decay:g}")
     if config.test_augment != "none":
         parts.append(f"test-time views: {config.test_augment}")
+    if not config.normalize:
+        parts.append("pixel values in [0, 1] as inputs")
     return ", ".join(parts)
 
 

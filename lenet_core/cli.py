@@ -72,7 +72,7 @@ def cmd_test(args) -> int:
     config = RunConfig.from_dict(record["config"])
     device = pick_device(args.device)
     weights = torch.load(ckpt, map_location=device, weights_only=True)
-    splits = data.splits(config.dataset, str(device))
+    splits = data.splits(config.dataset, str(device), config.normalize)
     model = LeNet5(**config.model_kwargs()).to(device)
     for which in ("last", "best"):
         if which not in weights:

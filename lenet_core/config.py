@@ -22,7 +22,7 @@ SHIFT_PIXELS = {"mnist": 2, "fashion_mnist": 2, "cifar10": 4}
 
 # Fields added after runs were first stored enter the run key only when set away from their
 # default: every run stored before a field existed keeps its key, and so stays loadable.
-KEYED_WHEN_SET = ("shift_pixels", "test_augment")
+KEYED_WHEN_SET = ("shift_pixels", "test_augment", "normalize")
 
 NAME_CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": tuple(DATASETS),
@@ -65,6 +65,9 @@ class RunConfig:
     test_augment: str = "none"
     patience: int = 0  # early stopping on validation loss; 0 = off
     # data and randomness
+    # Inputs standardized per channel with the training part's mean and standard deviation;
+    # False feeds pixel values in [0, 1] (padding and shifts still fill with black).
+    normalize: bool = True
     train_size: int = 0  # first N examples of the fixed training part; 0 = all of it
     seed: int = 0
 

@@ -3,7 +3,7 @@
 `prepare(name)` turns the raw files (torchvision's download, or an offline
 mirror) into `data/<name>.pt` (uint8 images N x C x H x W, int64 labels) plus
 `data/<name>.json` (provenance). Everything after that works on tensors:
-`splits(name, device)` returns normalized float tensors already on the device,
+`splits(name, device)` returns normalized float tensors (or pixel values in [0, 1]) already on the device,
 with the fixed validation split, and no PIL or per-sample Python is involved.
 """
 
@@ -314,7 +314,9 @@ class Splits:
     val_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-    mean: torch.Tensor  # per channel, in [0, 1] pixel units, from the training part
+    # per channel, in [0, 1] pixel units: what was subtracted and divided by (the training part's
+    # statistics; 0 and 1 when the tensors are plain pixel values)
+    mean: torch.Tensor
     std: torch.Tensor
     provenance: dict
 
@@ -332,19 +334,24 @@ def split_indices(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @lru_cache(maxsize=4)
-def splits(name: str, device: str = "cpu") -> Splits:
-    """The dataset as device tensors, normalized with training-part statistics.
+def splits(name: str, device: str = "cpu", normalize: bool = True) -> Splits:
+    """The dataset as device tensors, normalized with training-part statistics (with
+    normalize=False: pixel values in [0, 1], as feeding raw pixels does).
 
     28x28 digits are padded with black to 32x32, as in the 1998 network's input.
-    Cached per (dataset, device) so several runs in one process share one copy.
+    Cached per (dataset, device, normalize) so several runs in one process share one copy.
     """
     check_name(name)
     raw = load_uint8(name)
     train_idx, val_idx = split_indices(len(raw["train_y"]))
-    pixels = raw["train_x"][train_idx].float().div_(255)
-    mean = pixels.mean(dim=(0, 2, 3))
-    std = pixels.std(dim=(0, 2, 3))
-    del pixels
+    if normalize:
+        pixels = raw["train_x"][train_idx].float().div_(255)
+        mean = pixels.mean(dim=(0, 2, 3))
+        std = pixels.std(dim=(0, 2, 3))
+        del pixels
+    else:
+        channels = raw["train_x"].shape[1]
+        mean, std = torch.zeros(channels), torch.ones(channels)
 
     def prep(x: torch.Tensor) -> torch.Tensor:
         x = x.to(device)

@@ -122,7 +122,7 @@ class Experiment:
         """The first n training images and labels (CPU): a fixed batch for diagnostics."""
         from .data import splits
 
-        data = splits(self.dataset, "cpu")
+        data = splits(self.dataset, "cpu", self.config.normalize)
         return data.train_x[:n], data.train_y[:n]
 
     def stored(self) -> bool:

@@ -85,7 +85,7 @@ def test_flipping_digits_is_refused_for_training_and_for_evaluation(field):
     assert getattr(RunConfig(dataset="fashion_mnist", **{field: "shift_flip"}), field) == "shift_flip"
 
 
-@pytest.mark.parametrize("field, value", [("shift_pixels", 1), ("test_augment", "shift")])
+@pytest.mark.parametrize("field, value", [("shift_pixels", 1), ("test_augment", "shift"), ("normalize", False)])
 def test_a_field_added_later_enters_the_key_only_when_set(field, value):
     """Runs stored before a field existed keep their keys: at its default it is left out of
     the text the key hashes, and set, it is in."""

@@ -75,6 +75,16 @@ def test_device_splits_are_padded_and_normalized_on_the_training_part():
     assert torch.allclose(s.train_x[:, :, 0, :], s.background.view(1, 1, 1))  # black border
 
 
+@pytest.mark.usefixtures("mnist_ready")
+def test_raw_splits_are_the_same_images_in_pixel_values():
+    s, raw = data.splits("mnist"), data.splits("mnist", normalize=False)
+    assert raw.train_x.min().item() == 0 and raw.train_x.max().item() == 1
+    assert torch.allclose(raw.val_x[:64], s.val_x[:64] * s.std.view(1, -1, 1, 1) + s.mean.view(1, -1, 1, 1),
+                          atol=1e-5)
+    assert torch.equal(raw.test_y, s.test_y)
+    assert torch.equal(raw.background, torch.zeros(1, 1, 1, 1))  # padding and shifts still fill with black
+
+
 def test_import_from_a_mirror_matches_the_official_checksums(mnist_ready, mirror_copy, fresh_data_dir):
     prov = data.prepare("mnist", mirror=mirror_copy)
     assert prov["source"] == "mirror" and prov["content_sha256"] == mnist_ready["content_sha256"]

@@ -11,11 +11,14 @@ pytestmark = pytest.mark.usefixtures("mnist_ready")
 SETUPS = {"d2l_lenet": "fashion_mnist", "d2l_batch_norm": "fashion_mnist", "bigballon_baseline": "cifar10",
           "bigballon_augmentation": "cifar10", "bigballon_weight_decay": "cifar10"}
 FIELDS = ("act", "pool", "init", "optimizer", "lr", "schedule", "batch_size", "epochs", "train_size",
-          "batch_norm", "augment", "weight_decay")
+          "batch_norm", "augment", "weight_decay", "normalize")
+# d2l feeds pixel values in [0, 1]; BIGBALLON's "+ preprocessing" step normalizes per channel.
 D2L = dict(act="sigmoid", pool="avg", init="xavier_uniform", optimizer="sgd", lr=0.1, schedule="constant",
-           batch_size=128, epochs=10, train_size=0, batch_norm=False, augment="none", weight_decay=0.0)
+           batch_size=128, epochs=10, train_size=0, batch_norm=False, augment="none", weight_decay=0.0,
+           normalize=False)
 BIGBALLON = dict(act="relu", pool="max", init="kaiming_normal", optimizer="nesterov", lr=0.01, schedule="bigballon",
-                 batch_size=128, epochs=200, train_size=0, batch_norm=False, augment="none", weight_decay=0.0)
+                 batch_size=128, epochs=200, train_size=0, batch_norm=False, augment="none", weight_decay=0.0,
+                 normalize=True)
 FULL = {"d2l_lenet": D2L, "d2l_batch_norm": {**D2L, "batch_norm": True}, "bigballon_baseline": BIGBALLON,
         "bigballon_augmentation": {**BIGBALLON, "augment": "shift_flip"},
         "bigballon_weight_decay": {**BIGBALLON, "augment": "shift_flip", "weight_decay": 0.0002}}
@@ -147,3 +150,12 @@ def test_the_book_page_renders_the_setups_from_an_empty_store(tmp_path):
     assert all("– (0/3 seeds stored) | – |" in r for r in rows)
     smoke = book.published_fragment("smoke", tmp_path)
     assert smoke.count("not in the smoke profile") == len(SETUPS)  # smoke trains MNIST only
+
+
+def test_the_protocol_column_says_when_inputs_are_raw_pixels():
+    from lenet_core import book
+
+    d2l = book._protocol(experiments.published_setup("d2l_lenet", profile="full").config)
+    bigballon = book._protocol(experiments.published_setup("bigballon_baseline", profile="full").config)
+    assert d2l.endswith("10 epochs, pixel values in [0, 1] as inputs")
+    assert "pixel values" not in bigballon

@@ -217,6 +217,17 @@ def test_evaluation_averages_the_probabilities_over_the_views():
     assert abs(one["loss"] - many["loss"]) > 0.01
 
 
+def test_raw_pixel_inputs_reach_training_and_evaluation():
+    """normalize=False trains and evaluates on pixel values in [0, 1]: the returned model's test
+    numbers are those on the raw test images, and the run differs from the normalized one."""
+    normalized = train(RunConfig(**TINY)).record
+    run = train(RunConfig(normalize=False, **TINY))
+    assert _curves(run.record) != _curves(normalized)
+    raw = data.splits("mnist", normalize=False)
+    assert run.record["metrics"]["test_acc_last"] == pytest.approx(
+        evaluate(run.model, raw.test_x, raw.test_y)["acc"])
+
+
 def test_test_augment_changes_evaluation_not_training():
     """The same run with and without test-time views: identical training, different validation,
     and the test numbers are those of the returned model evaluated with the views."""
@@ -255,8 +266,8 @@ def float64(monkeypatch):
     engine = importlib.import_module("lenet_core.train")  # the module, not the function of that name
     single = engine.splits
 
-    def splits64(name, device):
-        s = single(name, device)
+    def splits64(name, device, normalize=True):
+        s = single(name, device, normalize)
         return dataclasses.replace(s, **{f: getattr(s, f).double()
                                          for f in ("train_x", "val_x", "test_x", "mean", "std")})
 
