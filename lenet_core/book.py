@@ -717,8 +717,10 @@ def published_fragment(profile: str, out_dir: Path) -> str:
            "profile uses the published number of epochs; the shorter profiles shorten every setup alike). "
            "Ours: mean ± 95% CI over seeds, in the metric the source reports. A source reports one run, so "
            "it counts as reproduced when it lies inside the 95% prediction interval of our seeds (where one "
-           "more run of ours would fall: mean ± t·s·√(1 + 1/n)); the differences that remain between the "
-           "protocols are listed above the table.\n"]
+           "more run of ours would fall: mean ± t·s·√(1 + 1/n)). With three seeds t is 4.30, so the interval "
+           "is wide: \"yes\" says that our runs do not contradict the published one, not that the means "
+           "agree; the difference column says how far apart they are. The differences that remain between "
+           "the protocols are listed above the table.\n"]
     rows = []
     for name, entry in setups().items():
         exp = published_setup(name, profile=profile)
