@@ -6,7 +6,9 @@ BIN    := $(VENV)/bin
 DATA_MIRROR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd)
 export DATA_MIRROR
 
-PROFILE   ?= quick
+# The book's profile: `full` is what the book publishes; every one of its runs is committed in
+# results/, so `make book` on a fresh clone loads them and trains nothing.
+PROFILE   ?= full
 JOBS      ?=
 # A Dask scheduler address (tcp://HOST:8786) runs the sweep's notebooks on that cluster;
 # WORKER_MIRROR is the dataset mirror folder on the workers (default: they download).

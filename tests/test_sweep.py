@@ -119,6 +119,18 @@ def test_the_committed_store_holds_only_runs_the_specification_asks_for():
     assert sorted(stored - planned) == []
 
 
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_the_committed_store_holds_every_run_the_book_publishes(profile):
+    """`make book` (full) and `make book PROFILE=quick` on a fresh clone load every run and train
+    nothing: each run a sweep of these profiles plans is in results/ (a diverged run counts)."""
+    from lenet_core.paths import project_root
+
+    stored = {p.stem for p in (project_root() / "results").glob("*.json")}
+    missing = sorted({f"{job.name} seed {c.seed}"
+                      for job in sweep.plan(profile)[0] for c in job.configs if run_key(c) not in stored})
+    assert missing == [], f"{len(missing)} runs of the {profile} profile are not in results/: {missing[:5]}"
+
+
 def probe_notebook(folder):
     """A tiny notebook that shows what it inherits from its kernel: its namespace, its process,
     its execution counts; `fail` makes it fail."""
