@@ -37,9 +37,14 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-data: $(DATASETS:%=data/%.json)
+# The official files of every dataset, and CIFAR-10's lossy JPEG copy, asked for by name: the
+# book compares the two.
+data: $(DATASETS:%=data/%.json) data/cifar10-jpeg.json
 
 # The .json is written last by `data prepare`, so its presence means the cache is complete.
+data/cifar10-jpeg.json: | $(INSTALLED)
+	$(BIN)/python -m lenet_core data prepare cifar10 --copy jpeg
+
 data/%.json: | $(INSTALLED)
 	$(BIN)/python -m lenet_core data prepare $*
 

@@ -72,7 +72,7 @@ def cmd_test(args) -> int:
     config = RunConfig.from_dict(record["config"])
     device = pick_device(args.device)
     weights = torch.load(ckpt, map_location=device, weights_only=True)
-    splits = data.splits(config.dataset, str(device), config.normalize)
+    splits = data.splits(config.dataset, str(device), config.normalize, config.data_copy)
     model = LeNet5(**config.model_kwargs()).to(device)
     for which in ("last", "best"):
         if which not in weights:
@@ -87,11 +87,15 @@ def cmd_test(args) -> int:
 
 
 def cmd_data_prepare(args) -> int:
-    for name in args.datasets or list(data.DATASETS):
-        prov = data.prepare(name, mirror=args.mirror, force=args.force)
+    names = args.datasets or ([n for n, copies in data.COPIES.items() if args.copy in copies]
+                              if args.copy else list(data.DATASETS))
+    for name in names:
+        copy = args.copy or data.OFFICIAL
+        data.check_copy(name, copy)
+        prov = data.prepare(name, mirror=args.mirror, force=args.force, copy=copy)
         lossy = " LOSSY COPY" if prov["lossy"] else ""
         print(f"{name}: {prov['n_train']} train / {prov['n_test']} test, from {prov['source']} "
-              f"({prov['location']}){lossy} -> {data.data_dir() / (name + '.pt')}")
+              f"({prov['location']}){lossy} -> {data.data_dir() / (data.cache_name(name, copy) + '.pt')}")
     return 0
 
 
@@ -101,7 +105,7 @@ def cmd_sweep(args) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs {args.jobs} is out of range: give 1 or more")
     if args.dry_run:
-        jobs, skipped = sweep.plan(args.profile, args.only, args.datasets)
+        jobs, skipped = sweep.plan(args.profile, args.only, args.datasets, args.data_copy)
         for job in jobs:
             state = "done" if job.done() else f"{len(job.pending())} of {len(job.configs)} runs to train"
             print(f"{job.name}: {state}")
@@ -115,7 +119,7 @@ def cmd_sweep(args) -> int:
         raise UserError("--data-mirror is the mirror folder on the cluster's workers and needs --scheduler; "
                         "locally the data comes from `data prepare` ($DATA_MIRROR)")
     failed = sweep.run(args.profile, args.only, args.datasets, args.jobs,
-                       scheduler=args.scheduler, data_mirror=args.data_mirror)
+                       scheduler=args.scheduler, data_mirror=args.data_mirror, data_copy=args.data_copy)
     return 1 if failed else 0
 
 
@@ -174,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", nargs="+", metavar="DATASET", help="only these datasets")
     p.add_argument("--jobs", type=int, help="notebooks at once (default: one per CPU core, one thread each)")
     p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
+    copies = sorted({c for cs in data.COPIES.values() for c in cs})
+    p.add_argument("--data-copy", metavar="COPY",
+                   help=f"train the datasets that have this copy ({', '.join(copies)}) on it instead of the "
+                        f"copy the book publishes (notebooks/sweep.yml: data_copies); only those datasets run")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run each notebook as a task on the Dask cluster at ADDRESS (tcp://HOST:PORT); "
                         "results come back into this checkout (needs: pip install -e '.[dask]')")
@@ -199,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"any of {', '.join(data.DATASETS)} (default: all)")
     p.add_argument("--mirror", metavar="DIR", help="offline mirror folder (default: $DATA_MIRROR, else download)")
     p.add_argument("--force", action="store_true", help="re-import even if cached")
+    p.add_argument("--copy", metavar="COPY",
+                   help="a copy other than the official files, by name: jpeg (CIFAR-10's lossy JPEG "
+                        "re-encoding, kept to measure what it costs); default: the official files")
     p.set_defaults(func=cmd_data_prepare)
     return parser
 

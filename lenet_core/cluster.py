@@ -84,7 +84,8 @@ def _data_mismatch(dataset: str, worker: dict, wanted: dict) -> str:
 
 
 def execute_task(notebook: str, dataset: str, params: dict, profile: str, notebook_source: bytes,
-                 spec: str, stored: dict[str, str], data_mirror: str | None, data_identity: dict) -> dict:
+                 spec: str, stored: dict[str, str], data_mirror: str | None, data_identity: dict,
+                 data_copy: str | None = None) -> dict:
     """On a worker: execute one notebook in a private folder and return what it produced.
 
     Returns {"records": {key: json text}, "weights": {key: bytes}, "notebook": bytes} for the
@@ -112,10 +113,14 @@ def execute_task(notebook: str, dataset: str, params: dict, profile: str, notebo
             from .experiments import _load
 
             _load.cache_clear()
-            worker_identity = data.identity(data.prepare(dataset, mirror=data_mirror))  # cached after the first
+            from .experiments import published_copy
+
+            copy = data_copy or published_copy(dataset)
+            worker_identity = data.identity(data.prepare(dataset, mirror=data_mirror, copy=copy))  # cached after the first
             if worker_identity != data_identity:  # its runs would not be the runs the client's keys name
                 return {"error": _data_mismatch(dataset, worker_identity, data_identity), "failed_notebook": None}
-            job = Job(notebook, dataset, params, profile, notebook_experiments(notebook, dataset, profile, **params))
+            job = Job(notebook, dataset, params, profile,
+                      notebook_experiments(notebook, dataset, profile, data_copy=data_copy, **params), data_copy)
             try:
                 execute(job, source=folders["notebooks"])
             except Exception as exc:
@@ -174,8 +179,9 @@ def run_on_cluster(client, todo: list, data_mirror: str | None = None):
         for job in todo:
             source = (notebooks_dir() / f"{job.notebook}.ipynb").read_bytes()
             future = client.submit(execute_task, job.notebook, job.dataset, job.params, job.profile, source, spec,
-                                   _stored_records(job), data_mirror, data.identity(data.provenance(job.dataset)),
-                                   pure=False, key=f"lenet-{job.name}-{os.urandom(4).hex()}")
+                                   _stored_records(job), data_mirror,
+                                   data.identity(data.provenance(job.dataset, job.configs[0].data_copy)),
+                                   job.data_copy, pure=False, key=f"lenet-{job.name}-{os.urandom(4).hex()}")
             futures[future] = job
         for future in as_completed(futures, loop=client.loop):
             job = futures[future]

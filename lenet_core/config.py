@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .data import DATASETS
+from .data import COPIES, DATASETS, OFFICIAL
 from .model import ACTIVATIONS, INITIALIZERS, POOLS
 
 # Names the training loop understands; it looks them up in these same tables.
@@ -23,6 +23,9 @@ SHIFT_PIXELS = {"mnist": 2, "fashion_mnist": 2, "cifar10": 4}
 # Fields added after runs were first stored enter the run key only when set away from their
 # default: every run stored before a field existed keeps its key, and so stays loadable.
 KEYED_WHEN_SET = ("shift_pixels", "test_augment", "normalize")
+# Fields that never enter the configuration part of the key: the data copy is keyed through the
+# data's own identity (its content hash and lossy flag), which tells the copies apart.
+KEYED_THROUGH_DATA = ("data_copy",)
 
 NAME_CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": tuple(DATASETS),
@@ -69,6 +72,9 @@ class RunConfig:
     # False feeds pixel values in [0, 1] (padding and shifts still fill with black).
     normalize: bool = True
     train_size: int = 0  # first N examples of the fixed training part; 0 = all of it
+    # Which copy of the dataset: its official files, or for CIFAR-10 the lossy JPEG copy ("jpeg")
+    # that the book keeps only to measure what it costs.
+    data_copy: str = OFFICIAL
     seed: int = 0
 
     def __post_init__(self):
@@ -78,6 +84,9 @@ class RunConfig:
             value = getattr(self, name)
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(choices)}")
+        if self.data_copy not in COPIES[self.dataset]:
+            raise ValueError(f"unknown data_copy {self.data_copy!r} for {self.dataset}; valid: "
+                             f"{', '.join(COPIES[self.dataset])}")
         _check(self.lr > 0, "lr", self.lr, "must be > 0")
         _check(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
@@ -141,7 +150,7 @@ class RunConfig:
     def canonical_json(self) -> str:
         """Stable text of the configuration: the basis of the run key."""
         values = {k: v for k, v in self.to_dict().items()
-                  if not (k in KEYED_WHEN_SET and v == getattr(RunConfig, k))}
+                  if not (k in KEYED_WHEN_SET and v == getattr(RunConfig, k)) and k not in KEYED_THROUGH_DATA}
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
     def model_kwargs(self) -> dict[str, Any]:

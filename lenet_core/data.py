@@ -2,7 +2,9 @@
 
 `prepare(name)` turns the raw files (torchvision's download, or an offline
 mirror) into `data/<name>.pt` (uint8 images N x C x H x W, int64 labels) plus
-`data/<name>.json` (provenance). Everything after that works on tensors:
+`data/<name>.json` (provenance). Every dataset is its official files; CIFAR-10
+also has a second, lossy copy (`copy="jpeg"`, cached as `data/cifar10-jpeg.*`),
+imported only when asked for by name, to measure what a lossy copy costs. Everything after that works on tensors:
 `splits(name, device)` returns normalized float tensors (or pixel values in [0, 1]) already on the device,
 with the fixed validation split, and no PIL or per-sample Python is involved.
 """
@@ -52,7 +54,7 @@ DATASETS: dict[str, DatasetSpec] = {
          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     ),
     "cifar10": DatasetSpec(
-        "cifar10", "CIFAR-10", "CIFAR10", "cifar10-jpeg", 3,
+        "cifar10", "CIFAR-10", "CIFAR10", "cifar-10-batches-py", 3,
         ("airplane", "automobile", "bird", "cat", "deer",
          "dog", "frog", "horse", "ship", "truck"),
     ),
@@ -73,6 +75,12 @@ IDX_SHA256 = {
         "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     },
 }
+# The copies of each dataset: "official" (the dataset authors' files) always; CIFAR-10 also the
+# JPEG re-encoding, kept only for the comparison that measures what the lossy copy costs.
+OFFICIAL = "official"
+COPIES: dict[str, tuple[str, ...]] = {"mnist": (OFFICIAL,), "fashion_mnist": (OFFICIAL,),
+                                      "cifar10": (OFFICIAL, "jpeg")}
+CIFAR_JPEG_FOLDER = "cifar10-jpeg"
 CIFAR_JPEG_ARCHIVE = "cifar10-jpeg.tar.gz"
 CIFAR_JPEG_SHA256 = "45b041e867f5a40f79bfde38d3dd1fd511103d50068c1afecf6445e25234d4db"
 CIFAR_JPEG_NOTE = (
@@ -88,9 +96,30 @@ def check_name(name: str) -> DatasetSpec:
     return DATASETS[name]
 
 
-def _fix_hint(name: str) -> str:
-    return (f"Fix: `python -m lenet_core data prepare {name} --mirror DIR` from an offline mirror, "
+def check_copy(name: str, copy: str) -> str:
+    check_name(name)
+    if copy not in COPIES[name]:
+        raise ValueError(f"unknown copy {copy!r} of {name}; valid: {', '.join(COPIES[name])}")
+    return copy
+
+
+def cache_name(name: str, copy: str = OFFICIAL) -> str:
+    """The cache's file stem: the dataset's name for its official files, `<name>-<copy>` otherwise."""
+    return name if check_copy(name, copy) == OFFICIAL else f"{name}-{copy}"
+
+
+def _fix_hint(name: str, copy: str = OFFICIAL) -> str:
+    flag = "" if copy == OFFICIAL else f" --copy {copy}"
+    return (f"Fix: `python -m lenet_core data prepare {name}{flag} --force --mirror DIR` from an offline mirror, "
             f"or without --mirror to download through torchvision (`make data` prepares all)")
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _sha256(data: bytes) -> str:
@@ -142,7 +171,15 @@ def _read_idx_files(name: str, folders: list[Path]) -> tuple[dict[str, bytes], P
     raise DataError(f"{DATASETS[name].title}: the four IDX files were not found; looked in {looked}. {_fix_hint(name)}")
 
 
-def _from_idx(name: str, folders: list[Path], source: str) -> dict:
+def _where(path: Path, root: Path) -> str:
+    """A location without the machine's absolute path: relative to the mirror (or download) root."""
+    try:
+        return f"{root.name}/{path.relative_to(root)}".rstrip("/.")
+    except ValueError:
+        return path.name
+
+
+def _from_idx(name: str, folders: list[Path], source: str, root: Path) -> dict:
     raw, folder = _read_idx_files(name, folders)
     images = {k: _parse_idx(v) for k, v in raw.items()}
     return dict(
@@ -150,20 +187,20 @@ def _from_idx(name: str, folders: list[Path], source: str) -> dict:
         train_y=torch.from_numpy(images["train-labels-idx1-ubyte"].astype(np.int64)),
         test_x=torch.from_numpy(images["t10k-images-idx3-ubyte"].copy()).unsqueeze(1),
         test_y=torch.from_numpy(images["t10k-labels-idx1-ubyte"].astype(np.int64)),
-        provenance=dict(source=source, location=str(folder), lossy=False,
+        provenance=dict(source=source, location=_where(folder, root), lossy=False,
                         copy="official IDX files",
                         files={k: _sha256(v) for k, v in raw.items()}),
     )
 
 
-def _from_cifar_jpeg(archive: Path) -> dict:
+def _from_cifar_jpeg(archive: Path, root: Path) -> dict:
     from PIL import Image  # only at prepare time
 
     spec = DATASETS["cifar10"]
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     if digest != CIFAR_JPEG_SHA256:
-        raise DataError(f"CIFAR-10: {archive} is corrupted (SHA-256 {digest[:12]}... does not match "
-                        f"{CIFAR_JPEG_SHA256[:12]}...). Replace it, then {_fix_hint('cifar10')}.")
+        raise DataError(f"CIFAR-10 (JPEG copy): {archive} is corrupted (SHA-256 {digest} does not match "
+                        f"{CIFAR_JPEG_SHA256}). Replace it, then {_fix_hint('cifar10', 'jpeg')}.")
     pattern = re.compile(r"(?:^|/)(train|test)/([a-z]+)/(\d+)\.(?:jpg|jpeg|png)$")
     items: dict[str, list] = {"train": [], "test": []}
     with tarfile.open(archive, "r:gz") as tar:
@@ -181,18 +218,44 @@ def _from_cifar_jpeg(archive: Path) -> dict:
     for split, expected in (("train", 50_000), ("test", 10_000)):
         rows = sorted(items[split], key=lambda r: (r[0], r[1]))  # class, then official order
         if len(rows) != expected:
-            raise DataError(f"CIFAR-10: {archive} holds {len(rows)} {split} images, expected {expected}. "
-                            f"Replace it, then {_fix_hint('cifar10')}.")
+            raise DataError(f"CIFAR-10 (JPEG copy): {archive} holds {len(rows)} {split} images, expected "
+                            f"{expected}. Replace it, then {_fix_hint('cifar10', 'jpeg')}.")
         out[f"{split}_x"] = torch.from_numpy(np.stack([r[2] for r in rows])).permute(0, 3, 1, 2).contiguous()
         out[f"{split}_y"] = torch.tensor([r[0] for r in rows], dtype=torch.int64)
-    out["provenance"] = dict(source="mirror (JPEG copy)", location=str(archive), lossy=True,
+    out["provenance"] = dict(source="mirror (JPEG copy)", location=_where(archive, root), lossy=True,
                              copy=CIFAR_JPEG_NOTE, files={CIFAR_JPEG_ARCHIVE: digest})
     return out
 
 
-def _from_cifar_torchvision(root: Path, download: bool, source: str) -> dict:
+def _check_cifar_files(root: Path) -> dict[str, str]:
+    """Check every official file against torchvision's own MD5 table before torchvision reads
+    them, so that a bad file is named with both checksums (torchvision only says "corrupted")."""
     import torchvision
 
+    cls = torchvision.datasets.CIFAR10
+    folder = root / cls.base_folder
+    expected = {name: md5 for name, md5 in cls.train_list + cls.test_list}
+    expected[cls.meta["filename"]] = cls.meta["md5"]
+    found = {}
+    for name, md5 in expected.items():
+        path = folder / name
+        if not path.exists():
+            raise DataError(f"CIFAR-10: {path} is missing (the official files are {', '.join(expected)}). "
+                            f"{_fix_hint('cifar10')}")
+        found[name] = _md5(path)
+        if found[name] != md5:
+            raise DataError(f"CIFAR-10: {path} is corrupted: its MD5 is {found[name]}, the official file's "
+                            f"(torchvision's check) is {md5}. Replace it with a good copy, then "
+                            f"{_fix_hint('cifar10')}.")
+    return found
+
+
+def _from_cifar_torchvision(root: Path, download: bool, source: str) -> dict:
+    """The official files through torchvision's own CIFAR10 class: its download and MD5 check."""
+    import torchvision
+
+    if not download:
+        _check_cifar_files(root)
     try:
         train = torchvision.datasets.CIFAR10(str(root), train=True, download=download)
         test = torchvision.datasets.CIFAR10(str(root), train=False, download=download)
@@ -200,32 +263,37 @@ def _from_cifar_torchvision(root: Path, download: bool, source: str) -> dict:
         raise DataError(f"CIFAR-10: torchvision could not {'download' if download else 'read'} it "
                         f"under {root}: {exc}. {_fix_hint('cifar10')}") from exc
     files = {name: md5 for name, md5 in train.train_list + train.test_list}
+    files[train.meta["filename"]] = train.meta["md5"]
     return dict(
         train_x=torch.from_numpy(train.data).permute(0, 3, 1, 2).contiguous(),
         train_y=torch.tensor(train.targets, dtype=torch.int64),
         test_x=torch.from_numpy(test.data).permute(0, 3, 1, 2).contiguous(),
         test_y=torch.tensor(test.targets, dtype=torch.int64),
-        provenance=dict(source=source, location=str(root), lossy=False,
-                        copy="official CIFAR-10 python pickles (MD5-checked by torchvision)",
+        provenance=dict(source=source, location=_where(root / train.base_folder, root), lossy=False,
+                        copy="official CIFAR-10 python files (MD5-checked by torchvision)",
                         files={f"{k} (md5)": v for k, v in files.items()}),
     )
 
 
-def _import(name: str, mirror: Path | None) -> dict:
+def _import(name: str, copy: str, mirror: Path | None) -> dict:
     spec = DATASETS[name]
+    if copy == "jpeg":  # only ever from a mirror: no public host serves this copy
+        if mirror is None:
+            raise DataError(f"CIFAR-10 (JPEG copy): it exists only in an offline mirror; give one with --mirror "
+                            f"or $DATA_MIRROR. {_fix_hint(name, copy)}")
+        archive = mirror / CIFAR_JPEG_FOLDER / CIFAR_JPEG_ARCHIVE
+        if not archive.exists():
+            raise DataError(f"CIFAR-10 (JPEG copy): {archive} does not exist. {_fix_hint(name, copy)}")
+        return _from_cifar_jpeg(archive, mirror)
     if mirror is not None:
         if not mirror.is_dir():
             raise DataError(f"{spec.title}: mirror folder {mirror} does not exist. {_fix_hint(name)}")
-        if name == "cifar10":
-            archive = mirror / spec.mirror_folder / CIFAR_JPEG_ARCHIVE
-            if archive.exists():
-                return _from_cifar_jpeg(archive)
-            if (mirror / "cifar-10-batches-py").is_dir():
-                return _from_cifar_torchvision(mirror, download=False, source="mirror (official pickles)")
-            raise DataError(f"CIFAR-10: neither {archive} nor {mirror / 'cifar-10-batches-py'} exists. "
-                            f"{_fix_hint(name)}")
+        if name == "cifar10":  # the official files, even when the mirror also holds the JPEG copy
+            if not (mirror / spec.mirror_folder).is_dir():
+                raise DataError(f"CIFAR-10: {mirror / spec.mirror_folder} does not exist. {_fix_hint(name)}")
+            return _from_cifar_torchvision(mirror, download=False, source="mirror (official files)")
         folders = [mirror / spec.mirror_folder, mirror / spec.torchvision_class / "raw"]
-        return _from_idx(name, folders, source="mirror")
+        return _from_idx(name, folders, source="mirror", root=mirror)
     # No mirror: torchvision's own download (verified again by our checksums).
     import torchvision
 
@@ -238,24 +306,29 @@ def _import(name: str, mirror: Path | None) -> dict:
     except Exception as exc:
         raise DataError(f"{spec.title}: torchvision could not download it into {root}: {exc}. "
                         f"Without internet, give an offline mirror: {_fix_hint(name)}") from exc
-    return _from_idx(name, [root / spec.torchvision_class / "raw"], source="torchvision download")
+    return _from_idx(name, [root / spec.torchvision_class / "raw"], source="torchvision download", root=root)
 
 
 # ---------------------------------------------------------------- the cache
 
-def _cache_paths(name: str) -> tuple[Path, Path]:
-    return data_dir() / f"{name}.pt", data_dir() / f"{name}.json"
+def _cache_paths(name: str, copy: str = OFFICIAL) -> tuple[Path, Path]:
+    stem = cache_name(name, copy)
+    return data_dir() / f"{stem}.pt", data_dir() / f"{stem}.json"
 
 
-def prepare(name: str, mirror: str | Path | None = None, force: bool = False) -> dict:
-    """Import `name` once into the cache; returns its provenance. Idempotent."""
+def _title(name: str, copy: str) -> str:
+    return DATASETS[name].title + ("" if copy == OFFICIAL else f" ({copy} copy)")
+
+
+def prepare(name: str, mirror: str | Path | None = None, force: bool = False, copy: str = OFFICIAL) -> dict:
+    """Import `copy` of `name` once into the cache; returns its provenance. Idempotent."""
     spec = check_name(name)
-    tensors_path, meta_path = _cache_paths(name)
+    tensors_path, meta_path = _cache_paths(name, copy)
     if not force and tensors_path.exists() and meta_path.exists():
         return json.loads(meta_path.read_text())
-    raw = _import(name, mirror_dir(mirror))
+    raw = _import(name, copy, mirror_dir(mirror))
     provenance = dict(
-        dataset=name, title=spec.title, **raw.pop("provenance"),
+        dataset=name, title=spec.title, copy_name=copy, **raw.pop("provenance"),
         n_train=len(raw["train_y"]), n_test=len(raw["test_y"]),
         shape=list(raw["train_x"].shape[1:]),
         content_sha256=content_sha256(raw["train_x"], raw["train_y"], raw["test_x"], raw["test_y"]),
@@ -266,40 +339,48 @@ def prepare(name: str, mirror: str | Path | None = None, force: bool = False) ->
     atomic_write(tensors_path, lambda tmp: torch.save(raw, tmp))
     atomic_write(meta_path, lambda tmp: tmp.write_text(json.dumps(provenance, indent=2)))
     load_uint8.cache_clear()
+    splits.cache_clear()
     return provenance
 
 
-def provenance(name: str) -> dict:
+def provenance(name: str, copy: str = OFFICIAL) -> dict:
     """The provenance record of a prepared dataset (cheap: reads the small JSON)."""
-    spec = check_name(name)
-    tensors_path, meta_path = _cache_paths(name)
+    check_name(name)
+    tensors_path, meta_path = _cache_paths(name, copy)
     if not (tensors_path.exists() and meta_path.exists()):
-        raise DataError(f"{spec.title} is not prepared: {tensors_path} is missing. {_fix_hint(name)}")
-    return json.loads(meta_path.read_text())
+        raise DataError(f"{_title(name, copy)} is not prepared: {tensors_path} is missing. {_fix_hint(name, copy)}")
+    prov = json.loads(meta_path.read_text())
+    # A cache made before the copies had names holds the JPEG copy under the official name.
+    cached = prov.get("copy_name", "jpeg" if prov["lossy"] else OFFICIAL)
+    if cached != copy:
+        raise DataError(f"{_title(name, copy)}: the cache {tensors_path} holds the {cached} copy, not the "
+                        f"{copy} one; re-import it: {_fix_hint(name, copy)}")
+    return prov
 
 
 def identity(prov: dict) -> dict:
     """The part of a provenance record that identifies the data (goes into run keys).
 
     Where the files came from (a mirror path, a download) does not change the
-    tensors, so it is left out; the content hash is what the network saw.
+    tensors, so it is left out; the content hash is what the network saw (and tells
+    the copies of one dataset apart).
     """
     return {k: prov[k] for k in ("dataset", "lossy", "content_sha256")}
 
 
 @lru_cache(maxsize=4)
-def load_uint8(name: str) -> dict:
+def load_uint8(name: str, copy: str = OFFICIAL) -> dict:
     """The cached uint8 tensors, verified against their recorded content hash."""
-    prov = provenance(name)
-    tensors_path, _ = _cache_paths(name)
+    prov = provenance(name, copy)
+    tensors_path, _ = _cache_paths(name, copy)
     try:
         raw = torch.load(tensors_path, weights_only=True)
         ok = content_sha256(raw["train_x"], raw["train_y"], raw["test_x"], raw["test_y"]) == prov["content_sha256"]
     except Exception:
         ok = False
     if not ok:
-        raise DataError(f"{DATASETS[name].title}: the cache {tensors_path} is corrupted; "
-                        f"rebuild it with `python -m lenet_core data prepare {name} --force --mirror DIR`.")
+        raise DataError(f"{_title(name, copy)}: the cache {tensors_path} is corrupted; "
+                        f"rebuild it: {_fix_hint(name, copy)}.")
     return raw
 
 
@@ -334,15 +415,15 @@ def split_indices(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @lru_cache(maxsize=4)
-def splits(name: str, device: str = "cpu", normalize: bool = True) -> Splits:
+def splits(name: str, device: str = "cpu", normalize: bool = True, copy: str = OFFICIAL) -> Splits:
     """The dataset as device tensors, normalized with training-part statistics (with
     normalize=False: pixel values in [0, 1], as feeding raw pixels does).
 
     28x28 digits are padded with black to 32x32, as in the 1998 network's input.
-    Cached per (dataset, device, normalize) so several runs in one process share one copy.
+    Cached per (dataset, device, normalize, copy) so several runs in one process share one copy.
     """
-    check_name(name)
-    raw = load_uint8(name)
+    check_copy(name, copy)
+    raw = load_uint8(name, copy)
     train_idx, val_idx = split_indices(len(raw["train_y"]))
     if normalize:
         pixels = raw["train_x"][train_idx].float().div_(255)
@@ -366,5 +447,5 @@ def splits(name: str, device: str = "cpu", normalize: bool = True) -> Splits:
         train_x=prep(raw["train_x"][train_idx]), train_y=raw["train_y"][train_idx].to(device),
         val_x=prep(raw["train_x"][val_idx]), val_y=raw["train_y"][val_idx].to(device),
         test_x=prep(raw["test_x"]), test_y=raw["test_y"].to(device),
-        mean=mean, std=std, provenance=provenance(name),
+        mean=mean, std=std, provenance=provenance(name, copy),
     )

@@ -182,7 +182,7 @@ def init_statistics(config, n: int = 512, seed: int = 0, *,
     """
     torch.manual_seed(seed)
     model = LeNet5(**config.model_kwargs())
-    data = splits(config.dataset, "cpu", config.normalize)
+    data = splits(config.dataset, "cpu", config.normalize, config.data_copy)
     x, y = data.train_x[:n], data.train_y[:n]
     with _measuring(model, training), _recording(model) as recorded:
         logits_hook = model.classifier[-1].register_forward_hook(

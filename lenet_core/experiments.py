@@ -78,6 +78,19 @@ def param_sets(notebook: str) -> list[dict]:
     return [dict(p) for p in params]
 
 
+def published_copy(dataset: str) -> str:
+    """The copy of `dataset` the book publishes: the spec's `data_copies`, else its official files."""
+    from .data import OFFICIAL, check_name
+
+    check_name(dataset)
+    return load_spec().get("data_copies", {}).get(dataset, OFFICIAL)
+
+
+def copies_in_progress() -> list[str]:
+    """The copies the spec's `data_copies_in_progress` names: trained and stored, not yet published."""
+    return sorted(set(load_spec().get("data_copies_in_progress", {}).values()))
+
+
 def build_config(base: dict, dataset: str, **values) -> RunConfig:
     """A RunConfig from a base (possibly "preset: classic") and overrides, resolved for `dataset`."""
     merged = {k: per_dataset(v, dataset) for k, v in {**base, **values}.items()}
@@ -122,7 +135,7 @@ class Experiment:
         """The first n training images and labels (CPU): a fixed batch for diagnostics."""
         from .data import splits
 
-        data = splits(self.dataset, "cpu", self.config.normalize)
+        data = splits(self.dataset, "cpu", self.config.normalize, self.config.data_copy)
         return data.train_x[:n], data.train_y[:n]
 
     def stored(self) -> bool:
@@ -133,11 +146,12 @@ class Experiment:
 
 def experiment(notebook: str, *, dataset: str = "mnist", profile: str = "quick",
                seeds: list[int] | None = None, base: dict | None = None, label: str = "",
-               **params) -> Experiment:
+               data_copy: str | None = None, **params) -> Experiment:
     """The runs of `notebook` with `params` on `dataset`, sized by `profile`.
 
     Training length and seeds come from the profile (the sweep specification),
-    unless `seeds` is given. Every name and number is validated here, before
+    unless `seeds` is given; the data copy is the one the book publishes unless
+    `data_copy` names another. Every name and number is validated here, before
     anything is trained or written.
     """
     entry = check_notebook(notebook)
@@ -149,12 +163,14 @@ def experiment(notebook: str, *, dataset: str = "mnist", profile: str = "quick",
     if not seeds:
         raise ValueError("seeds is empty; give a list such as [0, 1, 2] or a count such as 3")
     base = {**entry.get("base", {}), **(base or {}),
-            "epochs": settings["epochs"], "train_size": settings["train_size"]}
+            "epochs": settings["epochs"], "train_size": settings["train_size"],
+            "data_copy": data_copy or published_copy(dataset)}
     configs = [build_config(base, dataset, **params, seed=int(s)) for s in seeds]
     return Experiment(notebook, dataset, profile, configs, label)
 
 
-def ladder(dataset: str = "mnist", profile: str = "quick", seeds: list[int] | None = None) -> list[Experiment]:
+def ladder(dataset: str = "mnist", profile: str = "quick", seeds: list[int] | None = None,
+           data_copy: str | None = None) -> list[Experiment]:
     """The cumulative modernization ladder: rung k = rung k-1 plus one change.
 
     A rung may train longer than the profile: `epochs_factor` multiplies the
@@ -173,7 +189,8 @@ def ladder(dataset: str = "mnist", profile: str = "quick", seeds: list[int] | No
                 raise ValueError(f"rung {name!r}: epochs_factor must be a positive number, got {factor!r}")
             rung["epochs"] = max(1, round(epochs * factor))
         changes.update(rung)
-        rungs.append(experiment("modern", dataset=dataset, profile=profile, seeds=seeds, label=name, **changes))
+        rungs.append(experiment("modern", dataset=dataset, profile=profile, seeds=seeds, label=name,
+                                data_copy=data_copy, **changes))
     return rungs
 
 
@@ -190,7 +207,7 @@ def check_setup(setup: str) -> dict:
 
 
 def published_setup(setup: str, dataset: str | None = None, profile: str = "quick",
-                    seeds: list[int] | None = None) -> Experiment:
+                    seeds: list[int] | None = None, data_copy: str | None = None) -> Experiment:
     """A published setup with its own protocol, on its own dataset (any other is refused).
 
     In the full profile the setup trains for its published number of epochs on
@@ -204,16 +221,17 @@ def published_setup(setup: str, dataset: str | None = None, profile: str = "quic
     if active_profile(profile) != "full":
         config.pop("epochs", None)
     return experiment("published", dataset=entry["dataset"], profile=profile, seeds=seeds,
-                      label=entry["title"], **config)
+                      label=entry["title"], data_copy=data_copy, **config)
 
 
-def notebook_experiments(notebook: str, dataset: str, profile: str, seeds=None, **params) -> list[Experiment]:
+def notebook_experiments(notebook: str, dataset: str, profile: str, seeds=None, data_copy: str | None = None,
+                         **params) -> list[Experiment]:
     """The experiments one execution of `notebook` trains or loads (the ladder for `modern`)."""
     if notebook == "modern":
-        return ladder(dataset=dataset, profile=profile, seeds=seeds)
+        return ladder(dataset=dataset, profile=profile, seeds=seeds, data_copy=data_copy)
     if notebook == "published":
-        return [published_setup(params["setup"], dataset, profile, seeds)]
-    return [experiment(notebook, dataset=dataset, profile=profile, seeds=seeds, **params)]
+        return [published_setup(params["setup"], dataset, profile, seeds, data_copy)]
+    return [experiment(notebook, dataset=dataset, profile=profile, seeds=seeds, data_copy=data_copy, **params)]
 
 
 def describe_network(config: RunConfig) -> str:

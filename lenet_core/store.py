@@ -23,7 +23,7 @@ from .train import ENGINE_VERSION, TrainedRun, train
 def run_key(config: RunConfig) -> str:
     """`<dataset>-<16 hex>`: same configuration, same data, same engine -> same key."""
     identity = dict(config=json.loads(config.canonical_json()),
-                    data=data.identity(data.provenance(config.dataset)),
+                    data=data.identity(data.provenance(config.dataset, config.data_copy)),
                     engine=ENGINE_VERSION)
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return f"{config.dataset}-{digest[:16]}"
@@ -41,11 +41,14 @@ def load(key: str) -> dict | None:
     """The stored record for `key`, or None when there is none (or it is unreadable)."""
     path = result_path(key)
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
         return None  # not a complete record: treated as absent and retrained over
+    # Records stored before a configuration named its data copy: their data says which it was.
+    record["config"].setdefault("data_copy", "jpeg" if record["data"]["lossy"] else data.OFFICIAL)
+    return record
 
 
 def save(run: TrainedRun, key: str | None = None) -> Path:

@@ -51,14 +51,26 @@ class Job:
     params: dict
     profile: str
     experiments: list[Experiment] = field(default_factory=list)
+    data_copy: str | None = None  # None: the copy the book publishes
+
+    @property
+    def folder(self) -> str:
+        """The dataset's folder of executed notebooks; another copy than the published one has its own."""
+        return self.dataset if self.data_copy is None else f"{self.dataset}-{self.data_copy}"
 
     @property
     def name(self) -> str:
-        return f"{self.notebook}/{self.dataset}/{slug(self.params)}"
+        return f"{self.notebook}/{self.folder}/{slug(self.params)}"
 
     @property
     def output(self) -> Path:
-        return executed_dir() / self.notebook / self.dataset / f"{slug(self.params)}.ipynb"
+        return executed_dir() / self.notebook / self.folder / f"{slug(self.params)}.ipynb"
+
+    @property
+    def parameters(self) -> dict:
+        """The notebook's papermill parameters."""
+        copy = {} if self.data_copy is None else {"data_copy": self.data_copy}
+        return dict(dataset=self.dataset, profile=self.profile, **copy, **self.params)
 
     @property
     def configs(self):
@@ -87,12 +99,25 @@ class Skipped:
     reason: str
 
 
-def plan(profile: str, only: list[str] | None = None, datasets: list[str] | None = None
-         ) -> tuple[list[Job], list[Skipped]]:
+def plan(profile: str, only: list[str] | None = None, datasets: list[str] | None = None,
+         data_copy: str | None = None) -> tuple[list[Job], list[Skipped]]:
     """Every job of the profile; combinations a dataset does not allow (flipped digits, a published
     setup on another dataset than its own) are refused when their experiments are built, and listed
-    as skipped with the reason."""
+    as skipped with the reason.
+
+    `data_copy` trains the datasets that have that copy, other than the one the book publishes,
+    on it (only those datasets are planned); None plans the published copies.
+    """
+    from .data import COPIES
+    from .experiments import published_copy
+
     profile = active_profile(profile)
+    if data_copy is not None:
+        valid = sorted({c for copies in COPIES.values() for c in copies})
+        if data_copy not in valid:
+            raise ValueError(f"unknown data copy {data_copy!r}; valid: {', '.join(valid)}")
+        have = [d for d, copies in COPIES.items() if data_copy in copies and published_copy(d) != data_copy]
+        datasets = [d for d in (datasets or have) if d in have]
     notebooks = list(load_spec()["notebooks"])
     for name in only or []:
         check_notebook(name)
@@ -101,12 +126,13 @@ def plan(profile: str, only: list[str] | None = None, datasets: list[str] | None
         wanted = profile_settings(notebook, profile)["datasets"]
         for dataset in wanted if datasets is None else [d for d in datasets if d in wanted]:
             for params in param_sets(notebook):
+                job = Job(notebook, dataset, params, profile, data_copy=data_copy)
                 try:
-                    exps = notebook_experiments(notebook, dataset, profile, **params)
+                    job.experiments = notebook_experiments(notebook, dataset, profile, data_copy=data_copy, **params)
                 except ValueError as exc:
-                    skipped.append(Skipped(f"{notebook}/{dataset}/{slug(params)}", str(exc)))
+                    skipped.append(Skipped(job.name, str(exc)))
                     continue
-                jobs.append(Job(notebook, dataset, params, profile, exps))
+                jobs.append(job)
     return jobs, skipped
 
 
@@ -120,11 +146,10 @@ def execute(job: Job, source: Path | None = None, kernel: WarmKernel | None = No
     failed = job.output.with_suffix(".failed.ipynb")
     failed.unlink(missing_ok=True)
     tmp = job.output.with_name(f".{job.output.stem}.{os.getpid()}.running.ipynb")
-    parameters = dict(dataset=job.dataset, profile=job.profile, **job.params)
     warm = {"km": kernel.ready()} if kernel else {}
     try:
         papermill.execute_notebook(str(source / f"{job.notebook}.ipynb"), str(tmp),
-                                   parameters=parameters, progress_bar=False, cwd=str(source),
+                                   parameters=job.parameters, progress_bar=False, cwd=str(source),
                                    kernel_name="python3", **warm)
     except BaseException:
         if kernel:
@@ -234,7 +259,7 @@ def run_locally(todo: list[Job], jobs: int, executor=None):
 
 def run(profile: str, only: list[str] | None = None, datasets: list[str] | None = None,
         jobs: int | None = None, executor=None, out=sys.stdout, scheduler: str | None = None,
-        data_mirror: str | None = None) -> int:
+        data_mirror: str | None = None, data_copy: str | None = None) -> int:
     """Execute the sweep; returns the number of failed jobs (0 = all done).
 
     Locally (the default) `jobs` notebooks run at once on this machine. With
@@ -244,7 +269,7 @@ def run(profile: str, only: list[str] | None = None, datasets: list[str] | None 
     """
     from tqdm.auto import tqdm
 
-    all_jobs, skipped = plan(profile, only, datasets)
+    all_jobs, skipped = plan(profile, only, datasets, data_copy)
     todo = [j for j in all_jobs if not j.done()]
     if scheduler:
         from . import cluster

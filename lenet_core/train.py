@@ -236,7 +236,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
     dev = pick_device(device)
     if os.environ.get("LENET_THREADS"):  # set by the sweep when it runs several notebooks at once
         torch.set_num_threads(int(os.environ["LENET_THREADS"]))
-    data = splits(config.dataset, str(dev), config.normalize)
+    data = splits(config.dataset, str(dev), config.normalize, config.data_copy)
     train_x, train_y = data.train_x, data.train_y
     if config.train_size:
         if config.train_size > len(train_y):

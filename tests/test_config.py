@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from lenet_core.config import KEYED_WHEN_SET, NAME_CHOICES, RunConfig
+from lenet_core.config import KEYED_THROUGH_DATA, KEYED_WHEN_SET, NAME_CHOICES, RunConfig
 
 
 @pytest.mark.parametrize("field", NAME_CHOICES)
@@ -91,7 +91,20 @@ def test_a_field_added_later_enters_the_key_only_when_set(field, value):
     the text the key hashes, and set, it is in."""
     assert field in KEYED_WHEN_SET
     before = RunConfig(augment="shift")
-    legacy = {k: v for k, v in before.to_dict().items() if k not in KEYED_WHEN_SET}
+    legacy = {k: v for k, v in before.to_dict().items() if k not in KEYED_WHEN_SET + KEYED_THROUGH_DATA}
     assert before.canonical_json() == json.dumps(legacy, sort_keys=True, separators=(",", ":"))
     assert json.dumps({field: value})[1:-1].replace(" ", "") in before.replace(**{field: value}).canonical_json()
     assert RunConfig.from_dict(legacy) == before  # a record written before the field loads as before
+
+
+def test_the_data_copy_is_validated_per_dataset_and_keyed_through_the_data():
+    """Only CIFAR-10 has a second (lossy) copy; the copy never enters the configuration's text,
+    because the data identity in the key (content hash, lossy flag) already tells copies apart,
+    so runs stored before the field existed keep their keys."""
+    assert RunConfig(dataset="cifar10", data_copy="jpeg").data_copy == "jpeg"
+    with pytest.raises(ValueError, match="unknown data_copy 'jpeg' for mnist; valid: official"):
+        RunConfig(dataset="mnist", data_copy="jpeg")
+    with pytest.raises(ValueError, match="unknown data_copy 'png' for cifar10; valid: official, jpeg"):
+        RunConfig(dataset="cifar10", data_copy="png")
+    official, jpeg = RunConfig(dataset="cifar10"), RunConfig(dataset="cifar10", data_copy="jpeg")
+    assert "data_copy" not in official.canonical_json() and official.canonical_json() == jpeg.canonical_json()

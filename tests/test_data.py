@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lenet_core import data
+from lenet_core.paths import mirror_dir
 
 @pytest.fixture
 def fresh_data_dir(tmp_path, monkeypatch):
@@ -19,11 +20,20 @@ def fresh_data_dir(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def mirror_copy(mnist_ready, tmp_path) -> Path:
+def mirror() -> Path:
+    """The offline mirror `make data` prepared from ($DATA_MIRROR)."""
+    folder = mirror_dir()
+    if folder is None:
+        pytest.skip("needs the offline dataset mirror ($DATA_MIRROR)")
+    return folder
+
+
+@pytest.fixture
+def mirror_copy(mnist_ready, mirror, tmp_path) -> Path:
     """A private mirror holding a copy of the MNIST files the real cache was made from."""
-    mirror = tmp_path / "mirror"
-    shutil.copytree(mnist_ready["location"], mirror / "mnist")
-    return mirror
+    copy = tmp_path / "mirror"
+    shutil.copytree(mirror / "mnist", copy / "mnist")
+    return copy
 
 
 def test_unknown_dataset_lists_the_choices():

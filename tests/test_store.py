@@ -19,14 +19,14 @@ def test_run_key_depends_on_config_seed_data_and_engine(monkeypatch):
     assert store.run_key(CFG) != key
     monkeypatch.undo()
     prov = dict(data.provenance("mnist"), content_sha256="0" * 64)
-    monkeypatch.setattr(data, "provenance", lambda name: prov)
+    monkeypatch.setattr(data, "provenance", lambda name, copy="official": prov)
     assert store.run_key(CFG) != key
 
 
 def test_the_key_ignores_where_the_data_came_from(monkeypatch):
     key = store.run_key(CFG)
     prov = dict(data.provenance("mnist"), location="/elsewhere", source="torchvision download")
-    monkeypatch.setattr(data, "provenance", lambda name: prov)
+    monkeypatch.setattr(data, "provenance", lambda name, copy="official": prov)
     assert store.run_key(CFG) == key
 
 

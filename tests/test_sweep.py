@@ -113,7 +113,8 @@ def test_the_committed_store_holds_only_runs_the_specification_asks_for():
     from lenet_core.paths import project_root
 
     planned = {run_key(c) for profile in experiments.PROFILES
-               for job in sweep.plan(profile)[0] for c in job.configs}
+               for copy in [None, *experiments.copies_in_progress()]
+               for job in sweep.plan(profile, data_copy=copy)[0] for c in job.configs}
     stored = {p.stem for p in (project_root() / "results").glob("*.json")}
     assert stored, "the committed run store is empty"
     assert sorted(stored - planned) == []
