@@ -33,7 +33,7 @@ from .config import SHIFT_PIXELS
 from .data import DATASETS, DataError
 from .experiments import (PROFILES, active_profile, experiment, ladder, load_spec, notebook_experiments,
                           param_sets, profile_settings)
-from .stats import Summary, reproduced, summarize, welch_p
+from .stats import Summary, reproduced, summarize, welch_difference, welch_p
 from .train import view_count
 
 GENERATED = "_generated"  # under the book folder; build output, not committed
@@ -138,8 +138,35 @@ def goals_fragment(profile: str, ladders: dict, cells: dict, classic: dict) -> s
             verdicts.append(qualifier + verdict)
         rows.append([_title(goal.dataset), f"modernized: at least {goal.modern}%, above {goal.best_published}",
                      "; ".join(reached), "; ".join(verdicts)])
+    rows += _published_goal_rows(profile)
     out.append(md_table(["dataset", "goal", "reached (%)", "verdict"], rows, "llrl"))
     return "\n".join(out)
+
+
+def _published_goal_rows(profile: str) -> list[list[str]]:
+    """Published setups with a `goal_within`: is our mean within that many points of theirs?"""
+    from .experiments import published_setup, setups
+
+    rows = []
+    for name, entry in setups().items():
+        within = entry.get("goal_within")
+        if within is None or entry["dataset"] not in profile_settings("published", profile)["datasets"]:
+            continue
+        cell = _cell(published_setup(name, profile=profile))
+        metric, published = entry["published_metric"], entry["published_value"]
+        goal = (f"{entry['title']}: within {within:g} point{'' if within == 1 else 's'} of the published "
+                f"{100 * published:.2f}%")
+        if not cell.values(metric):
+            rows.append([_title(entry["dataset"]), goal, cell.text(metric), "not measured yet"])
+            continue
+        gap = 100 * (cell.summary(metric).mean - published)
+        verdict = ("**reached**" if abs(gap) <= within
+                   else f"**not reached**: {abs(gap):.2f} points {'below' if gap < 0 else 'above'} "
+                        f"(the Published page lists the differences between the protocols)")
+        if len(cell.records) < cell.expected:
+            verdict += " (not every seed stored yet)"
+        rows.append([_title(entry["dataset"]), goal, cell.text(metric), verdict])
+    return rows
 
 
 # ---------------------------------------------------------------- published numbers
@@ -206,7 +233,7 @@ PUBLISHED: tuple[Source, ...] = (
                       "LeNet-5, ReLU, max pooling"),
             Published("fashion_mnist", "human", "83.5%"))),
     Source("BIGBALLON/cifar-10-cnn", "README, a ReLU LeNet one trick at a time",
-           "test accuracy on official CIFAR-10 (ours: the lossy JPEG copy)",
+           "test accuracy on official CIFAR-10, validated on the test set, one run",
            (Published("cifar10", "baseline (raw pixels)", "58.48%"),
             Published("cifar10", "+ preprocessing (per-channel normalization)", "60.41%",
                       ("published", {"setup": "bigballon_baseline"}), "their setup re-run"),
@@ -508,7 +535,7 @@ def chapter_fragment(chapter: Chapter, profile: str, out_dir: Path) -> str:
            f"{stored} of {expected} runs stored. Baseline row: `{setting_label(chapter.baseline)}` "
            f"(the modern default network).\n"]
     if "cifar10" in datasets:
-        out.append(_CIFAR_NOTE)
+        out.append(_cifar_note())
     # accuracy table
     headers = ["setting"]
     for d in datasets:
@@ -575,9 +602,17 @@ def chapter_fragment(chapter: Chapter, profile: str, out_dir: Path) -> str:
     return "\n".join(out)
 
 
-_CIFAR_NOTE = ("\n```{note}\nCIFAR-10 numbers in this book come from a lossy JPEG copy of CIFAR-10 (quality "
-               "about 75; see the Method page), not the official files. They are close to, but not the same "
-               "as, accuracies on official CIFAR-10.\n```\n")
+def _cifar_note() -> str:
+    """The caveat on pages with CIFAR-10 numbers, while the book publishes a lossy copy of it."""
+    from . import data
+    from .experiments import published_copy
+
+    copy = published_copy("cifar10")
+    if copy == data.OFFICIAL:
+        return ""
+    return (f"\n```{{note}}\nCIFAR-10 numbers on this page come from a lossy {copy.upper()} copy of CIFAR-10 "
+            f"(see the Method page), not the official files. They are close to, but not the same as, "
+            f"accuracies on official CIFAR-10.\n```\n")
 
 
 # ---------------------------------------------------------------- results: the ladder and the references
@@ -618,7 +653,7 @@ def results_fragment(profile: str, out_dir: Path) -> str:
                f"Test accuracy (%) at the best-validation epoch, "
                f"mean ± 95% CI; gain and Welch's p compare the top rung with the ladder's start.\n")
     if "cifar10" in datasets:
-        out.append(_CIFAR_NOTE)
+        out.append(_cifar_note())
     rows = []
     for d in datasets:
         start, end = cells[d][0], cells[d][-1]
@@ -739,7 +774,7 @@ def published_fragment(profile: str, out_dir: Path) -> str:
     out.append(md_table(["setup", "dataset", "protocol (ours)", "published", "ours (%)",
                          "ours − published (points)", "reproduced", "our metric"], rows, "lllrrrll"))
     if "cifar10" in profile_settings("published", profile)["datasets"]:
-        out.append(_CIFAR_NOTE)
+        out.append(_cifar_note())
     out.append(notebooks_section("published", out_dir, profile))
     return "\n".join(out)
 
@@ -808,19 +843,84 @@ def method_fragment(profile: str) -> str:
     else:
         out.append("No runs of this profile are stored yet.\n")
 
-    out.append("## The data\n\nThe copy of each dataset the runs saw, from its provenance record "
-               "(`data/<name>.json`, written when the dataset was imported and verified).\n")
+    out.append(data_fragment())
+    out.append(copy_comparison_fragment(profile))
+    return "\n".join(out)
+
+
+def data_fragment() -> str:
+    """Each copy of each dataset: what it is, where it came from, and what the book uses it for."""
+    from . import data
+    from .experiments import copies_in_progress, published_copy
+
+    out = ["## The data\n\nEach copy of each dataset, from its provenance record (`data/<name>.json`, written "
+           "when the copy was imported and verified).\n"]
     rows = []
-    for name in DATASETS:
-        try:
-            prov = data.provenance(name)
-        except DataError:
-            rows.append([_title(name), "not prepared here", "–", "–", "–", "–"])
-            continue
-        rows.append([_title(name), prov["copy"], prov["source"], "**yes**" if prov["lossy"] else "no",
-                     f"{prov['n_train']:,} / {prov['n_test']:,}", f"`{prov['content_sha256'][:16]}`"])
-    out.append(md_table(["dataset", "copy", "source", "lossy", "train / test images", "content SHA-256 (prefix)"],
-                        rows, "llllrl"))
+    for name, copies in data.COPIES.items():
+        for copy in copies:
+            use = ("published in this book" if copy == published_copy(name)
+                   else "being trained, not yet published" if copy in copies_in_progress()
+                   else "only to measure what it costs (below)")
+            try:
+                prov = data.provenance(name, copy)
+            except DataError:
+                rows.append([_title(name), copy, "not prepared here", "–", "–", "–", use])
+                continue
+            rows.append([_title(name), prov["copy"], prov["source"], "**yes**" if prov["lossy"] else "no",
+                         f"{prov['n_train']:,} / {prov['n_test']:,}", f"`{prov['content_sha256'][:16]}`", use])
+    out.append(md_table(["dataset", "copy", "source", "lossy", "train / test images", "content SHA-256 (prefix)",
+                         "used"], rows, "llllrll"))
+    return "\n".join(out)
+
+
+def copy_comparison_fragment(profile: str) -> str:
+    """What the lossy copy cost: the same runs, same seeds, on the official files and on the copy."""
+    from .experiments import copies_in_progress, copy_comparison
+
+    pairs = copy_comparison(profile)
+    entry = load_spec().get("copy_comparison")
+    if not entry:
+        return ""
+    copy = entry["copy"].upper()
+    out = [f"## What the {copy} copy cost\n"]
+    if not pairs:
+        return "\n".join(out + [f"Measured in the full profile only; this build shows the **{profile}** profile.\n"])
+    official = [_cell(p.official) for p in pairs]
+    other = [_cell(p.other) for p in pairs]
+    stored, expected = sum(len(c.records) for c in official), sum(c.expected for c in official)
+    if "official" in copies_in_progress() or stored < expected:
+        return "\n".join(out + [f"Pending: {stored} of {expected} runs of this comparison on the official files "
+                                 f"are stored. The comparison appears here when all of them are.\n"])
+    out.append(f"The same configurations with the same seeds, trained and tested once on the official "
+               f"{_title(entry['dataset'])} files and once on the {copy} copy: test accuracy (%) at the "
+               f"best-validation epoch, mean ± 95% CI over seeds; the difference is official − {copy} with "
+               f"its 95% interval from Welch's t, and p is Welch's two-sided test. Each side is tested on its "
+               f"own copy of the test set, as a reader of either copy would test.\n")
+    rows, diffs = [], []
+    for pair, a, b in zip(pairs, official, other):
+        d = welch_difference(a.values(), b.values())
+        diffs.append(d)
+        interval = (f"{100 * d.mean:+.2f} ({100 * d.low:+.2f} to {100 * d.high:+.2f})"
+                    if d.n >= 2 else "–")
+        p = welch_p(a.values(), b.values())
+        rows.append([pair.label, ", ".join(map(str, pair.official.seeds)), a.text(), b.text(), interval,
+                     "–" if math.isnan(p) else f"{p:.3f}"])
+    out.append(md_table(["run", "seeds", "official (%)", f"{copy} (%)", f"official − {copy} (points, 95% CI)",
+                         "Welch's p"], rows, "llrrrr"))
+    better = [pair.label for pair, d in zip(pairs, diffs) if d.n >= 2 and d.low > 0]
+    worse = [pair.label for pair, d in zip(pairs, diffs) if d.n >= 2 and d.high < 0]
+    mean = sum(d.mean for d in diffs) / len(diffs)
+    sentences = [f"Averaged over the {len(pairs)} settings, the official files score {100 * mean:+.2f} points "
+                 f"against the {copy} copy."]
+    if better:
+        sentences.append(f"The official files score higher, with a 95% interval above zero, for: {', '.join(better)}.")
+    if worse:
+        sentences.append(f"They score lower, with a 95% interval below zero, for: {', '.join(worse)}.")
+    undecided = len(pairs) - len(better) - len(worse)
+    if undecided:
+        sentences.append(f"For the other {undecided} the interval includes zero: at these seeds the copies "
+                         f"cannot be told apart there.")
+    out.append(" ".join(sentences) + "\n")
     return "\n".join(out)
 
 
@@ -866,9 +966,11 @@ def intro_fragment(out_dir: Path) -> str:
     from .experiments import describe_network
 
     out = ["## The datasets, as the network sees them\n"]
+    from .experiments import published_copy
+
     for name, spec in DATASETS.items():
         try:
-            s = data.splits(name, "cpu")
+            s = data.splits(name, "cpu", copy=published_copy(name))
         except DataError as exc:
             out.append(f"**{spec.title}**: not prepared here ({exc}).\n")
             continue

@@ -109,8 +109,10 @@ def cache_name(name: str, copy: str = OFFICIAL) -> str:
 
 
 def _fix_hint(name: str, copy: str = OFFICIAL) -> str:
-    flag = "" if copy == OFFICIAL else f" --copy {copy}"
-    return (f"Fix: `python -m lenet_core data prepare {name}{flag} --force --mirror DIR` from an offline mirror, "
+    if copy != OFFICIAL:
+        return (f"Fix: `python -m lenet_core data prepare {name} --copy {copy} --force --mirror DIR` from an "
+                f"offline mirror that holds it (no public host serves this copy; `make data` prepares it)")
+    return (f"Fix: `python -m lenet_core data prepare {name} --force --mirror DIR` from an offline mirror, "
             f"or without --mirror to download through torchvision (`make data` prepares all)")
 
 
@@ -317,7 +319,7 @@ def _cache_paths(name: str, copy: str = OFFICIAL) -> tuple[Path, Path]:
 
 
 def _title(name: str, copy: str) -> str:
-    return DATASETS[name].title + ("" if copy == OFFICIAL else f" ({copy} copy)")
+    return DATASETS[name].title + ("" if copy == OFFICIAL else f" ({copy.upper()} copy)")
 
 
 def prepare(name: str, mirror: str | Path | None = None, force: bool = False, copy: str = OFFICIAL) -> dict:

@@ -224,6 +224,36 @@ def published_setup(setup: str, dataset: str | None = None, profile: str = "quic
                       label=entry["title"], data_copy=data_copy, **config)
 
 
+@dataclass
+class CopyComparison:
+    """One setting trained on two copies of a dataset with the same seeds."""
+
+    label: str
+    official: Experiment
+    other: Experiment  # the same configurations on the other (lossy) copy
+
+
+def copy_comparison(profile: str = "full") -> list[CopyComparison]:
+    """The spec's `copy_comparison`: the named ladder rungs and published setups, each on the
+    official files and on the other copy, same seeds. Empty when the profile lacks the dataset."""
+    from .data import OFFICIAL, check_copy
+
+    entry = load_spec().get("copy_comparison")
+    if not entry or entry["dataset"] not in profile_settings("modern", profile)["datasets"]:
+        return []
+    dataset, copy = entry["dataset"], check_copy(entry["dataset"], entry["copy"])
+    pairs = []
+    rungs = {c: {r.label: r for r in ladder(dataset, profile, data_copy=c)} for c in (OFFICIAL, copy)}
+    for label in entry.get("rungs", []):
+        if label not in rungs[OFFICIAL]:
+            raise ValueError(f"copy_comparison: unknown rung {label!r}; valid: {', '.join(rungs[OFFICIAL])}")
+        pairs.append(CopyComparison(label, rungs[OFFICIAL][label], rungs[copy][label]))
+    for name in entry.get("setups", []):
+        sides = [published_setup(name, dataset, profile, data_copy=c) for c in (OFFICIAL, copy)]
+        pairs.append(CopyComparison(sides[0].label, *sides))
+    return pairs
+
+
 def notebook_experiments(notebook: str, dataset: str, profile: str, seeds=None, data_copy: str | None = None,
                          **params) -> list[Experiment]:
     """The experiments one execution of `notebook` trains or loads (the ladder for `modern`)."""

@@ -64,9 +64,10 @@ def gap_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def sweep_table(notebook: str, dataset: str, profile: str, seeds=None) -> pd.DataFrame:
+def sweep_table(notebook: str, dataset: str, profile: str, seeds=None, data_copy: str | None = None) -> pd.DataFrame:
     """Every parameter set the sweep runs for `notebook`, from the run store only (nothing is
-    trained): mean ± 95% CI of test accuracy, seeds stored, seeds diverged."""
+    trained): mean ± 95% CI of test accuracy, seeds stored, seeds diverged (on `data_copy`,
+    default the copy the book publishes)."""
     from .experiments import param_sets
     from .store import load, run_key
     from .experiments import notebook_experiments
@@ -74,7 +75,7 @@ def sweep_table(notebook: str, dataset: str, profile: str, seeds=None) -> pd.Dat
     rows = []
     for params in param_sets(notebook):
         try:
-            exps = notebook_experiments(notebook, dataset, profile, seeds=seeds, **params)
+            exps = notebook_experiments(notebook, dataset, profile, seeds=seeds, data_copy=data_copy, **params)
         except ValueError:
             continue  # not applicable to this dataset
         for exp in exps:

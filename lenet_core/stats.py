@@ -84,3 +84,22 @@ def welch_p(a: Iterable[float], b: Iterable[float]) -> float:
     t = (a.mean() - b.mean()) / math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     return float(2 * stdtr(df, -abs(t)))
+
+
+def welch_difference(a: Iterable[float], b: Iterable[float], confidence: float = 0.95) -> Summary:
+    """mean(a) - mean(b) with the half-width of its `confidence` interval from Welch's t (the
+    Welch-Satterthwaite degrees of freedom, as `welch_p` uses); n is the smaller sample's size.
+    The half-width is nan when either side has fewer than two values."""
+    a = np.asarray([v for v in a if v is not None], dtype=float)
+    b = np.asarray([v for v in b if v is not None], dtype=float)
+    if len(a) == 0 or len(b) == 0:
+        return Summary(math.nan, math.nan, 0, math.nan)
+    diff = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return Summary(diff, math.nan, min(len(a), len(b)), math.nan)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return Summary(diff, 0.0, min(len(a), len(b)), 0.0)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return Summary(diff, float(stdtrit(df, 0.5 + confidence / 2) * se), min(len(a), len(b)), se)

@@ -134,10 +134,10 @@ def augment(x: torch.Tensor, kind: str, data: Splits, g: torch.Generator, pixels
 
 
 def augmented_examples(dataset: str, kind: str, n: int = 8, copies: int = 4, seed: int = 0,
-                       pixels: int = 0) -> torch.Tensor:
+                       pixels: int = 0, data_copy: str = "official") -> torch.Tensor:
     """`copies` augmented versions of each of the first n training images, one image's copies
     side by side: what the network sees under augmentation `kind`."""
-    data = splits(dataset, "cpu")
+    data = splits(dataset, "cpu", copy=data_copy)
     x = data.train_x[:n].repeat_interleave(copies, dim=0)
     return augment(x, kind, data, torch.Generator().manual_seed(seed), pixels)
 

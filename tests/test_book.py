@@ -137,6 +137,60 @@ def test_the_goals_say_plainly_what_was_reached_and_what_was_not(tmp_path):
     assert rows[1].endswith("**not reached**: 0.20 points short |")  # the tie goes to the one-view rung
 
 
+@pytest.mark.usefixtures("mnist_ready")
+def test_what_the_lossy_copy_cost_is_pending_until_every_official_run_is_stored_then_compared(monkeypatch):
+    from lenet_core import experiments
+
+    pairs = experiments.copy_comparison("full")
+    assert pairs and all(p.official.seeds == p.other.seeds for p in pairs)
+    # pending while the official copy is in progress, whatever is stored
+    assert "Pending: 0 of" in book.copy_comparison_fragment("full")
+    monkeypatch.setattr(experiments, "copies_in_progress", lambda: [])
+    for config in pairs[0].official.configs[:1]:
+        store(fake_record(config, [0.70, 0.80]))
+    assert f"Pending: 1 of {sum(len(p.official.configs) for p in pairs)}" in book.copy_comparison_fragment("full")
+    for i, pair in enumerate(pairs):
+        n = len(pair.official.configs)
+        for seed, (a, b) in enumerate(zip(pair.official.configs, pair.other.configs)):
+            store(fake_record(a, [0.70, 0.780 + 0.002 * seed]))
+            # the first: 2 points lower on the copy, same spread; the others: the same values, other seeds
+            store(fake_record(b, [0.70, 0.760 + 0.002 * seed if i == 0 else 0.780 + 0.002 * (n - 1 - seed)]))
+    text = book.copy_comparison_fragment("full")
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    first = rows[pairs[0].label]
+    assert "| +2.00 (+1.54 to +2.46) |" in first and first.rstrip().endswith("| 0.000 |")  # t(0.975, 8) = 2.306
+    assert f"The official files score higher, with a 95% interval above zero, for: {pairs[0].label}." in text
+    assert f"For the other {len(pairs) - 1} the interval includes zero" in text
+    assert "| 0, 1, 2 |" in rows[pairs[-1].label]
+    assert "Pending" not in text
+
+
+def test_the_lossy_copy_comparison_differs_from_its_official_twin_only_in_the_copy():
+    from lenet_core import experiments
+
+    for pair in experiments.copy_comparison("full"):
+        for a, b in zip(pair.official.configs, pair.other.configs):
+            assert (a.data_copy, b.data_copy) == ("official", "jpeg")
+            assert a.replace(data_copy="jpeg") == b
+
+
+@pytest.mark.usefixtures("mnist_ready")
+def test_a_published_setup_with_a_goal_is_on_the_goals_table_reached_or_not():
+    from lenet_core.experiments import published_setup, setups
+
+    goals = {n: e for n, e in setups().items() if "goal_within" in e}
+    assert {"bigballon_augmentation", "bigballon_weight_decay"} <= set(goals)
+    near, far = "bigballon_augmentation", "bigballon_weight_decay"
+    for name, offset in ((near, -0.009), (far, -0.0346)):
+        for seed, config in enumerate(published_setup(name, profile="full").configs):
+            store(fake_record(config, [0.5, goals[name]["published_value"] + offset + 0.001 * (seed - 1)]))
+    rows = {row[1].split(":")[0]: row for row in book._published_goal_rows("full")}
+    assert rows[goals[near]["title"]][3] == "**reached**"
+    assert rows[goals[far]["title"]][3].startswith("**not reached**: 3.46 points below")
+    assert "within 1 point of the published 76.23%" in rows[goals[far]["title"]][1]
+    assert book._published_goal_rows("smoke") == []  # no CIFAR-10 in the smoke profile
+
+
 def test_every_published_number_points_at_a_setting_the_sweep_runs():
     for ref in (r for source in book.PUBLISHED for r in source.results):
         if ref.ours is not None:

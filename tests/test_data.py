@@ -1,4 +1,5 @@
 import gzip
+import json
 import shutil
 from pathlib import Path
 
@@ -57,11 +58,13 @@ def test_prepared_mnist_is_verified_and_described():
     assert raw["train_x"].dtype == torch.uint8 and raw["train_x"].shape == (60_000, 1, 28, 28)
 
 
-def test_cifar10_copy_is_tagged_lossy():
-    prov = data.provenance("cifar10")
-    if "JPEG" in prov["copy"]:
-        assert prov["lossy"] is True and prov["files"] == {data.CIFAR_JPEG_ARCHIVE: data.CIFAR_JPEG_SHA256}
-    assert prov["shape"] == [3, 32, 32] and (prov["n_train"], prov["n_test"]) == (50_000, 10_000)
+def test_prepared_cifar10_copies_are_tagged():
+    official, jpeg = data.provenance("cifar10"), data.provenance("cifar10", "jpeg")
+    assert official["lossy"] is False and jpeg["lossy"] is True
+    assert jpeg["files"] == {data.CIFAR_JPEG_ARCHIVE: data.CIFAR_JPEG_SHA256}
+    assert official["content_sha256"] != jpeg["content_sha256"]
+    for prov in (official, jpeg):
+        assert prov["shape"] == [3, 32, 32] and (prov["n_train"], prov["n_test"]) == (50_000, 10_000)
 
 
 def test_validation_split_is_fixed_disjoint_and_ten_percent():
@@ -130,3 +133,77 @@ def test_a_corrupted_cache_is_detected(mirror_copy, fresh_data_dir):
     torch.save(raw, cache)
     with pytest.raises(data.DataError, match="cache .* is corrupted.*--force"):
         data.load_uint8("mnist")
+
+
+# ---------------------------------------------------------------- CIFAR-10: official files, JPEG copy by name
+
+def _cifar_mirror(mirror: Path, target: Path, corrupt: str | None = None) -> Path:
+    """A private mirror of the official CIFAR-10 files (links to the real ones; `corrupt` a copy
+    with one flipped byte) beside a link to the JPEG copy."""
+    folder = target / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for source in (mirror / "cifar-10-batches-py").iterdir():
+        if source.name == corrupt:
+            content = bytearray(source.read_bytes())
+            content[len(content) // 2] ^= 1
+            (folder / source.name).write_bytes(bytes(content))
+        else:
+            (folder / source.name).symlink_to(source)
+    (target / "cifar10-jpeg").symlink_to(mirror / "cifar10-jpeg")
+    return target
+
+
+def test_cifar10_comes_from_the_official_files_when_the_mirror_also_holds_the_jpeg_copy(mirror, tmp_path,
+                                                                                      fresh_data_dir):
+    import torchvision
+
+    both = _cifar_mirror(mirror, tmp_path / "both")
+    prov = data.prepare("cifar10", mirror=both)
+    cls = torchvision.datasets.CIFAR10
+    official = {f"{name} (md5)": md5 for name, md5 in cls.train_list + cls.test_list}
+    official[f"{cls.meta['filename']} (md5)"] = cls.meta["md5"]
+    assert prov["lossy"] is False and prov["copy_name"] == "official" and prov["files"] == official
+    assert prov["location"] == "both/cifar-10-batches-py"  # the mirror's name, not this machine's path
+    assert str(tmp_path) not in json.dumps(prov)
+    assert (prov["n_train"], prov["n_test"], prov["shape"]) == (50_000, 10_000, [3, 32, 32])
+    assert data.provenance("cifar10")["content_sha256"] == prov["content_sha256"]
+    with pytest.raises(data.DataError, match=r"JPEG copy\) is not prepared.*--copy jpeg"):
+        data.provenance("cifar10", "jpeg")  # the lossy copy is imported only when asked for
+
+
+def test_a_cifar10_file_with_another_checksum_stops_naming_it_and_caches_nothing(mirror, tmp_path, fresh_data_dir):
+    import torchvision
+
+    bad = _cifar_mirror(mirror, tmp_path / "bad", corrupt="data_batch_3")
+    expected = dict(torchvision.datasets.CIFAR10.train_list)["data_batch_3"]
+    with pytest.raises(data.DataError) as err:
+        data.prepare("cifar10", mirror=bad)
+    message = str(err.value)
+    found = data._md5(bad / "cifar-10-batches-py" / "data_batch_3")
+    assert "data_batch_3" in message and expected in message and found in message and found != expected
+    assert "python -m lenet_core data prepare cifar10 --force" in message
+    assert not fresh_data_dir.exists() or not any(fresh_data_dir.iterdir())
+
+
+def test_the_jpeg_copy_is_imported_only_by_name_and_tagged_lossy(mirror, fresh_data_dir):
+    with pytest.raises(ValueError, match="unknown copy 'jpeg' of mnist; valid: official"):
+        data.prepare("mnist", mirror=mirror, copy="jpeg")
+    prov = data.prepare("cifar10", mirror=mirror, copy="jpeg")
+    assert prov["lossy"] is True and prov["copy_name"] == "jpeg"
+    assert prov["files"] == {data.CIFAR_JPEG_ARCHIVE: data.CIFAR_JPEG_SHA256}
+    assert (fresh_data_dir / "cifar10-jpeg.pt").exists() and not (fresh_data_dir / "cifar10.pt").exists()
+    assert data.load_uint8("cifar10", "jpeg")["train_x"].shape == (50_000, 3, 32, 32)
+
+
+def test_the_jpeg_copy_needs_a_mirror(fresh_data_dir, monkeypatch):
+    monkeypatch.delenv("DATA_MIRROR", raising=False)
+    with pytest.raises(data.DataError, match="exists only in an offline mirror.*--copy jpeg"):
+        data.prepare("cifar10", copy="jpeg")
+
+
+def test_a_cache_from_before_the_copies_had_names_is_not_taken_for_the_official_files(fresh_data_dir):
+    fresh_data_dir.mkdir()
+    (fresh_data_dir / "cifar10.pt").write_bytes(b"")
+    (fresh_data_dir / "cifar10.json").write_text(json.dumps({"dataset": "cifar10", "lossy": True}))
+    with pytest.raises(data.DataError, match=r"holds the jpeg copy, not the official one.*data prepare cifar10 --force"):
+        data.provenance("cifar10")

@@ -48,5 +48,6 @@ def test_the_published_ladder_resolves_on_every_dataset():
     for dataset in ("mnist", "fashion_mnist", "cifar10"):
         rungs = experiments.ladder(dataset, "full")
         assert rungs[0].config == rungs[0].config.classic(dataset=dataset, epochs=rungs[0].config.epochs,
-                                                         train_size=0, seed=0)
+                                                         train_size=0, seed=0,
+                                                         data_copy=experiments.published_copy(dataset))
         assert len({r.config for r in rungs}) == len(rungs)  # every rung changes something

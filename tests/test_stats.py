@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from lenet_core.stats import prediction_interval, reproduced, summarize, welch_p
+from lenet_core.stats import prediction_interval, reproduced, summarize, welch_difference, welch_p
 
 
 def test_t_interval_of_three_values():
@@ -56,3 +56,19 @@ def test_a_published_run_is_reproduced_inside_the_prediction_interval_only():
     assert reproduced(ours, 0.80) == "**no** (95% prediction interval 70.03 to 79.97)"
     assert reproduced(ours, 0.70).startswith("**no**")
     assert reproduced([0.75], 0.75) == "–" and reproduced([], 0.75) == "–"
+
+
+def test_welch_difference_interval_matches_scipy_and_agrees_with_its_p():
+    np = pytest.importorskip("numpy")
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(1)
+    for na, nb in ((3, 3), (5, 5), (3, 5)):
+        a, b = rng.normal(0.78, 0.01, na), rng.normal(0.76, 0.02, nb)
+        d = welch_difference(a, b)
+        ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+        assert (d.low, d.high) == pytest.approx((ci.low, ci.high), rel=1e-9)
+        assert d.mean == pytest.approx(a.mean() - b.mean()) and d.n == min(na, nb)
+        # the interval excludes 0 exactly when p < 0.05
+        assert (d.low > 0 or d.high < 0) == (welch_p(a, b) < 0.05)
+    assert math.isnan(welch_difference([0.9], [0.8, 0.7]).half_width)
+    assert welch_difference([], [0.8]).n == 0

@@ -89,3 +89,12 @@ def test_stored_records_lists_the_store():
     a = store.train_or_load(CFG, log=None)
     b = store.train_or_load(CFG.replace(seed=5), log=None)
     assert {r["key"] for r in store.stored_records()} == {a["key"], b["key"]}
+
+
+def test_no_committed_record_names_an_absolute_path_of_the_machine_it_was_prepared_on():
+    from lenet_core.paths import project_root
+
+    paths = sorted((project_root() / "results").glob("*.json"))
+    assert paths
+    absolute = [p.name for p in paths if json.loads(p.read_text())["data"]["location"].startswith("/")]
+    assert absolute == []

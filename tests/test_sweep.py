@@ -115,6 +115,8 @@ def test_the_committed_store_holds_only_runs_the_specification_asks_for():
     planned = {run_key(c) for profile in experiments.PROFILES
                for copy in [None, *experiments.copies_in_progress()]
                for job in sweep.plan(profile, data_copy=copy)[0] for c in job.configs}
+    planned |= {run_key(c) for pair in experiments.copy_comparison("full")
+                for c in pair.official.configs + pair.other.configs}
     stored = {p.stem for p in (project_root() / "results").glob("*.json")}
     assert stored, "the committed run store is empty"
     assert sorted(stored - planned) == []
@@ -129,7 +131,26 @@ def test_the_committed_store_holds_every_run_the_book_publishes(profile):
     stored = {p.stem for p in (project_root() / "results").glob("*.json")}
     missing = sorted({f"{job.name} seed {c.seed}"
                       for job in sweep.plan(profile)[0] for c in job.configs if run_key(c) not in stored})
+    # the copy comparison of the Method page: every side whose copy is not still being trained
+    missing += sorted({f"copy comparison: {pair.label} ({c.data_copy}) seed {c.seed}"
+                       for pair in experiments.copy_comparison(profile)
+                       for c in pair.official.configs + pair.other.configs
+                       if c.data_copy not in experiments.copies_in_progress() and run_key(c) not in stored})
     assert missing == [], f"{len(missing)} runs of the {profile} profile are not in results/: {missing[:5]}"
+
+
+def test_a_sweep_of_another_copy_plans_only_the_datasets_where_it_is_not_the_published_one():
+    assert experiments.published_copy("mnist") == "official"
+    jobs, _ = sweep.plan("full", only=["pooling"], data_copy="official")
+    expected = {d for d in ("mnist", "fashion_mnist", "cifar10") if experiments.published_copy(d) != "official"}
+    assert {j.dataset for j in jobs} == expected
+    for job in jobs:
+        assert all(c.data_copy == "official" for c in job.configs)
+        assert job.parameters["data_copy"] == "official" and job.name.startswith(f"pooling/{job.dataset}-official/")
+    published, _ = sweep.plan("full", only=["pooling"], datasets=["mnist"])
+    assert "data_copy" not in published[0].parameters and published[0].name == "pooling/mnist/pool=avg"
+    with pytest.raises(ValueError, match="unknown data copy 'png'; valid: jpeg, official"):
+        sweep.plan("full", data_copy="png")
 
 
 def probe_notebook(folder):

@@ -266,8 +266,8 @@ def float64(monkeypatch):
     engine = importlib.import_module("lenet_core.train")  # the module, not the function of that name
     single = engine.splits
 
-    def splits64(name, device, normalize=True):
-        s = single(name, device, normalize)
+    def splits64(name, device, normalize=True, copy="official"):
+        s = single(name, device, normalize, copy)
         return dataclasses.replace(s, **{f: getattr(s, f).double()
                                          for f in ("train_x", "val_x", "test_x", "mean", "std")})
 
