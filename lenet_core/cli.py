@@ -123,6 +123,21 @@ def cmd_sweep(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_store_orphans(args) -> int:
+    from . import sweep
+
+    keys = sweep.orphans()
+    for key in keys:
+        print(store.result_path(key))
+        if args.remove:  # the record first: without it the run counts as absent either way
+            store.result_path(key).unlink()
+            store.checkpoint_path(key).unlink(missing_ok=True)
+    verb = "removed" if args.remove else "not planned by any profile:"
+    print(f"{verb} {len(keys)} run{'s' if len(keys) != 1 else ''}"
+          + ("" if args.remove or not keys else " (remove them with --remove)"))
+    return 0
+
+
 def cmd_notebooks(args) -> int:
     from . import notebooks
 
@@ -144,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="LeNet-5, modernized: train, evaluate and prepare data.",
         epilog="Configuration keys and their valid names -- " + choices,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,test,sweep,notebooks,data}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,test,sweep,store,notebooks,data}")
 
     def config_args(p):
         p.add_argument("-c", "--config", metavar="FILE",
@@ -189,6 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --scheduler: the offline dataset mirror folder on the workers "
                         "(default: they download through torchvision)")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("store", help="look after the run store",
+                       description="`orphans` lists the stored runs that no profile of notebooks/sweep.yml plans "
+                                   "(for example after the published copy of a dataset changed); --remove "
+                                   "deletes them and their weights.")
+    ssub = p.add_subparsers(dest="store_command", required=True, metavar="{orphans}")
+    p = ssub.add_parser("orphans", help="list (or remove) stored runs no profile plans")
+    p.add_argument("--remove", action="store_true", help="delete them and their weights")
+    p.set_defaults(func=cmd_store_orphans)
 
     p = sub.add_parser("notebooks", help="check or refresh the committed notebooks",
                        description="Committed notebooks carry no outputs except the reference output of "

@@ -136,6 +136,26 @@ def plan(profile: str, only: list[str] | None = None, datasets: list[str] | None
     return jobs, skipped
 
 
+def planned_keys() -> set[str]:
+    """The key of every run some profile plans: the jobs on the copies the book publishes, on the
+    copies still being trained beside them, and both sides of the copy comparison."""
+    from .experiments import PROFILES, copies_in_progress, copy_comparison
+    from .store import run_key
+
+    keys = {run_key(c) for profile in PROFILES for copy in [None, *copies_in_progress()]
+            for job in plan(profile, data_copy=copy)[0] for c in job.configs}
+    return keys | {run_key(c) for pair in copy_comparison("full") for c in pair.official.configs + pair.other.configs}
+
+
+def orphans() -> list[str]:
+    """Keys stored in the run store that no profile plans (for example after the published copy
+    of a dataset changed): left out of every page, and safe to remove."""
+    from .store import results_dir
+
+    planned = planned_keys()
+    return sorted(p.stem for p in results_dir().glob("*.json") if p.stem not in planned)
+
+
 def execute(job: Job, source: Path | None = None, kernel: WarmKernel | None = None) -> None:
     """Run the job's notebook (from `source`, default notebooks/) with papermill, on `kernel`
     when given, else on a new kernel; the output appears only when it ran to the end."""
