@@ -73,7 +73,7 @@ clean:
 # run store into book/_generated/, build with Jupyter Book (which executes nothing).
 book: install data
 	$(BIN)/python -m lenet_core sweep $(SWEEP_ARGS)
-	$(BIN)/python -m lenet_core.book render --profile $(PROFILE)
+	$(BIN)/python -m lenet_core book render --profile $(PROFILE)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "open _build/html/index.html"
 

@@ -138,6 +138,14 @@ def cmd_store_orphans(args) -> int:
     return 0
 
 
+def cmd_book_render(args) -> int:
+    from . import book
+
+    written = book.render(args.profile, args.out, log=None)
+    print(f"rendered {len(written)} files into {Path(written[0]).parent}")
+    return 0
+
+
 def cmd_notebooks(args) -> int:
     from . import notebooks
 
@@ -159,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="LeNet-5, modernized: train, evaluate and prepare data.",
         epilog="Configuration keys and their valid names -- " + choices,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,test,sweep,store,notebooks,data}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,test,sweep,store,book,notebooks,data}")
 
     def config_args(p):
         p.add_argument("-c", "--config", metavar="FILE",
@@ -213,6 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = ssub.add_parser("orphans", help="list (or remove) stored runs no profile plans")
     p.add_argument("--remove", action="store_true", help="delete them and their weights")
     p.set_defaults(func=cmd_store_orphans)
+
+    p = sub.add_parser("book", help="render the book's generated pages from the run store")
+    bsub = p.add_subparsers(dest="book_command", required=True, metavar="{render}")
+    p = bsub.add_parser("render", help="write book/_generated/ (Markdown fragments and figures)",
+                        description="Render the book's summary pages from the run store (nothing is trained); "
+                                    "then `jupyter-book build .` builds the site.")
+    p.add_argument("--profile", default="quick", help="smoke, quick or full (default: quick)")
+    p.add_argument("--out", default="book", help="the book folder (default: book/ of the checkout)")
+    p.set_defaults(func=cmd_book_render)
 
     p = sub.add_parser("notebooks", help="check or refresh the committed notebooks",
                        description="Committed notebooks carry no outputs except the reference output of "

@@ -298,3 +298,74 @@ def image_grid(images, mean, std, labels=None, classes: Sequence[str] | None = N
 
 __all__ = ["LABELS", "confusion", "histograms", "image_grid", "learning_curves", "mark_epochs",
            "seed_scatter"]
+
+
+# ---------------------------------------------------------------- the book's summary figures
+
+def accuracy_bars(ax: Axes, labels: Sequence[str], values: Sequence[Sequence[float]], highlight: int | None = None,
+                  metric: str = "test_acc_best", missing: Sequence[str] | None = None) -> Axes:
+    """Horizontal bars of mean accuracy (percent) with 95% CI whiskers and each seed as a dot.
+
+    values: per row, its seeds' `metric` (fractions); a row without values shows `missing[i]`
+    (why: "no runs stored", "diverged", ...) instead of a bar. The axis is zoomed to the data.
+    """
+    summaries = [summarize(v) for v in values]
+    half = [0.0 if np.isnan(s.half_width) else s.half_width for s in summaries]
+    lows = [100 * (s.mean - h) for s, h in zip(summaries, half) if s.n]
+    highs = [100 * (s.mean + h) for s, h in zip(summaries, half) if s.n]
+    seeds = [100 * v for row in values for v in row]
+    lo, hi = min(lows + seeds, default=0.0), max(highs + seeds, default=100.0)
+    pad = max(0.5, 0.08 * (hi - lo))
+    left, right = max(0.0, lo - pad), min(100.0, hi + pad)
+    if right - left < 1:
+        left, right = max(0.0, left - 0.5), min(100.0, right + 0.5)
+    y = np.arange(len(values))[::-1]
+    for i, (yi, row, s) in enumerate(zip(y, values, summaries)):
+        if not s.n:
+            ax.text(left, yi, f"  {missing[i] if missing else 'no values'}", va="center", fontsize=8, color="0.4")
+            continue
+        err = None if np.isnan(s.half_width) else [[100 * s.half_width], [100 * s.half_width]]
+        ax.barh(yi, 100 * s.mean - left, left=left, color="tab:orange" if i == highlight else "tab:blue",
+                alpha=0.75, height=0.6)
+        ax.errorbar(100 * s.mean, yi, xerr=err, fmt="none", color="black", capsize=3, linewidth=1)
+        ax.scatter([100 * v for v in row], [yi] * len(row), s=10, color="black", zorder=3)
+    ax.set_yticks(y, labels)
+    ax.set_xlim(left, right)
+    ax.set_xlabel(LABELS[metric] + " (%)")
+    return _style(ax)
+
+
+def save(fig: Figure, path) -> None:
+    """Write `fig` as a PNG (its folder made if needed) and close it."""
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def chapter_figure(labels: Sequence[str], values: Sequence[Sequence[float]], records: Sequence[Sequence[dict]],
+                   baseline: int | None, title: str, path, missing: Sequence[str] | None = None) -> None:
+    """A chapter's figure for one dataset: accuracy bars per setting above the settings'
+    validation curves (one above the other: the book's text column is narrow)."""
+    bars_height = max(2.4, 0.32 * len(values) + 1.0)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, bars_height + 4.0), layout="constrained",
+                                      gridspec_kw={"height_ratios": [bars_height, 4.0]})
+    accuracy_bars(top, labels, values, baseline, missing=missing)
+    top.set_title("test accuracy: mean, 95% CI, seeds")
+    groups = {label: runs for label, runs in zip(labels, records) if runs}
+    learning_curves(groups, metric="val_acc", ax=bottom)
+    if groups:
+        bottom.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    bottom.set_title("validation accuracy per epoch (mean, min-max band)")
+    fig.suptitle(title)
+    save(fig, path)
+
+
+def ladder_figure(labels: Sequence[str], values: Sequence[Sequence[float]], title: str, path,
+                  missing: Sequence[str] | None = None) -> None:
+    """The modernization ladder on one dataset: a bar per rung, the top rung highlighted."""
+    fig, ax = plt.subplots(figsize=(8, max(3.2, 0.38 * len(labels) + 1.4)), layout="constrained")
+    accuracy_bars(ax, labels, values, highlight=len(labels) - 1, missing=missing)
+    ax.set_title(title)
+    save(fig, path)

@@ -184,11 +184,11 @@ def test_a_published_setup_with_a_goal_is_on_the_goals_table_reached_or_not():
     for name, offset in ((near, -0.009), (far, -0.0346)):
         for seed, config in enumerate(published_setup(name, profile="full").configs):
             store(fake_record(config, [0.5, goals[name]["published_value"] + offset + 0.001 * (seed - 1)]))
-    rows = {row[1].split(":")[0]: row for row in book._published_goal_rows("full")}
+    rows = {row[1].split(":")[0]: row for row in book.published_goal_rows("full")}
     assert rows[goals[near]["title"]][3] == "**reached**"
     assert rows[goals[far]["title"]][3].startswith("**not reached**: 3.46 points below")
     assert "within 1 point of the published 76.23%" in rows[goals[far]["title"]][1]
-    assert book._published_goal_rows("smoke") == []  # no CIFAR-10 in the smoke profile
+    assert book.published_goal_rows("smoke") == []  # no CIFAR-10 in the smoke profile
 
 
 def test_every_published_number_points_at_a_setting_the_sweep_runs():

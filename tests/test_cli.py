@@ -79,3 +79,17 @@ def test_help_lists_commands_and_names():
     assert all(word in done.stdout for word in ("train", "test", "data", "scaled_tanh", "lecun1998"))
     for sub in (["train", "--help"], ["test", "--help"], ["data", "prepare", "--help"]):
         assert cli(*sub).returncode == 0
+
+
+def test_book_render_writes_the_pages_and_the_old_entry_point_still_works(tmp_path, capsys):
+    from lenet_core import cli as entry
+
+    out = tmp_path / "book"
+    assert entry.main(["book", "render", "--profile", "smoke", "--out", str(out)]) == 0
+    assert "rendered" in capsys.readouterr().out
+    pages = {p.stem for p in (out / "_generated").glob("*.md")}
+    assert {"intro", "method", "results", "reproduce", "published", "pooling"} <= pages
+    assert "python -m lenet_core book render --profile smoke" in (out / "_generated" / "method.md").read_text()
+    old = subprocess.run([sys.executable, "-m", "lenet_core.book", "render", "--profile", "nope"],
+                         capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    assert old.returncode == 2 and "unknown profile 'nope'; valid: smoke, quick, full" in old.stderr

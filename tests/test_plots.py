@@ -171,3 +171,16 @@ def test_image_grid_denormalizes_and_labels(channels):
 def test_image_grid_rejects_other_shapes():
     with pytest.raises(ValueError, match="1 or 3 channels"):
         plots.image_grid(torch.zeros(2, 2, 8, 8), 0.5, 0.5)
+
+
+def test_accuracy_bars_zoom_to_the_data_and_say_why_a_row_has_no_bar():
+    fig, ax = plt.subplots()
+    plots.accuracy_bars(ax, ["a", "b", "c"], [[0.90, 0.91, 0.92], [], [0.95]], highlight=0,
+                        missing=["", "no runs stored", ""])
+    left, right = ax.get_xlim()
+    assert 87 < left < 88.5 and 95 < right < 96  # zoomed to the interval 88.5..93.5 and the seeds, padded
+    assert [t.get_text().strip() for t in ax.texts] == ["no runs stored"]
+    bars = [p for p in ax.patches]
+    assert len(bars) == 2 and bars[0].get_facecolor()[:3] != bars[1].get_facecolor()[:3]  # highlight
+    assert bars[0].get_width() == pytest.approx(91 - left)  # the mean, as a bar from the axis' left edge
+    plt.close(fig)

@@ -155,7 +155,7 @@ def test_the_book_page_renders_the_setups_from_an_empty_store(tmp_path):
 def test_the_protocol_column_says_when_inputs_are_raw_pixels():
     from lenet_core import book
 
-    d2l = book._protocol(experiments.published_setup("d2l_lenet", profile="full").config)
-    bigballon = book._protocol(experiments.published_setup("bigballon_baseline", profile="full").config)
+    d2l = book.protocol(experiments.published_setup("d2l_lenet", profile="full").config)
+    bigballon = book.protocol(experiments.published_setup("bigballon_baseline", profile="full").config)
     assert d2l.endswith("10 epochs, pixel values in [0, 1] as inputs")
     assert "pixel values" not in bigballon

@@ -1,0 +1,96 @@
+"""A technique chapter's generated part: accuracy per setting and dataset, figures, speed, gap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import plots
+from ..experiments import param_sets, profile_settings
+from .cells import experiment_cell, epochs_to_target, last_epoch_gap, welch
+from .executed import notebooks_section
+from .markdown import GENERATED, IMAGES, cifar_note, dataset_title, figure_md, format_p, md_table, profile_text, setting_label
+from .reference import TARGETS, Chapter
+
+
+def chapter_fragment(chapter: Chapter, profile: str, out_dir: Path) -> str:
+    nb = chapter.notebook
+    settings = profile_settings(nb, profile)
+    datasets = list(settings["datasets"])
+    sets = param_sets(nb)
+    labels = [setting_label(p) for p in sets]
+    base = sets.index(chapter.baseline) if chapter.baseline in sets else None
+    grid = {d: [experiment_cell(nb, d, profile, p) for p in sets] for d in datasets}
+    stored = sum(len(c.records) for cells in grid.values() for c in cells)
+    expected = sum(c.expected for cells in grid.values() for c in cells)
+
+    out = [f"## Summary\n\nProfile **{profile}**: {profile_text(settings)}; "
+           f"{stored} of {expected} runs stored. Baseline row: `{setting_label(chapter.baseline)}` "
+           f"(the modern default network).\n"]
+    if "cifar10" in datasets:
+        out.append(cifar_note())
+    # accuracy table
+    headers = ["setting"]
+    for d in datasets:
+        headers += [dataset_title(d), f"p ({dataset_title(d)})"]
+    best = {}
+    for d in datasets:
+        means = [c.summary().mean if c.summary().n else -1 for c in grid[d]]
+        best[d] = max(range(len(means)), key=means.__getitem__) if max(means, default=-1) >= 0 else None
+    rows = []
+    for i, label in enumerate(labels):
+        row = [f"`{label}`" + (" (baseline)" if i == base else "")]
+        for d in datasets:
+            cell = grid[d][i]
+            text = cell.text()
+            row.append(f"**{text}**" if i == best[d] else text)
+            if i == base:
+                row.append("baseline")
+            elif base is None or not cell.applicable:
+                row.append("–")
+            else:
+                row.append(format_p(welch(cell.values(), grid[d][base].values())))
+        rows.append(row)
+    out.append("### Test accuracy\n\n"
+               "Test accuracy (%) at each run's best-validation epoch: mean ± 95% confidence interval "
+               "(Student's t) over the seeds that did not diverge, n = their number. **Bold**: the highest "
+               "mean in the column. p: two-sided Welch's t-test of the row against the baseline row "
+               "(with two or three seeds, only large differences can reach a small p). – : no run stored "
+               "yet; n/a: a combination the dataset does not allow.\n")
+    out.append(md_table(headers, rows))
+    # figures
+    out.append("### Per dataset\n")
+    any_figure = False
+    for d in datasets:
+        if not any(c.records for c in grid[d]):
+            continue
+        any_figure = True
+        name = f"{nb}_{d}.png"
+        cells = grid[d]
+        plots.chapter_figure(labels, [c.values() for c in cells], [c.records for c in cells], base,
+                             f"{chapter.title} on {dataset_title(d)} ({profile} profile)",
+                             out_dir / GENERATED / IMAGES / name, missing=[c.missing for c in cells])
+        out.append(figure_md(f"{GENERATED}/{IMAGES}/{name}", f"{chapter.title} on {dataset_title(d)}",
+                           f"{dataset_title(d)}. Top: test accuracy per setting, bar = mean, whisker = 95% CI, dots = "
+                           f"seeds; the baseline is orange; the axis is zoomed to the data. Bottom: validation "
+                           f"accuracy per epoch, mean over seeds with the min-max band."))
+    if not any_figure:
+        out.append(f"No runs stored yet for this profile; `make book PROFILE={profile}` (or `make sweep`) "
+                   f"trains them.\n")
+    # epochs to target
+    out.append("### Epochs to the target validation accuracy\n\n"
+               "The first epoch at which validation accuracy reached the target, averaged over the seeds "
+               "that reached it (how many did, in brackets); \"not reached\" when none did within the "
+               "profile's epochs.\n")
+    out.append(md_table(["setting"] + [f"{dataset_title(d)} (≥ {100 * TARGETS[d]:.0f}%)" for d in datasets],
+                        [[f"`{label}`"] + [epochs_to_target(grid[d][i], TARGETS[d]) for d in datasets]
+                         for i, label in enumerate(labels)]))
+    # gap
+    out.append("### Train-validation gap at the last epoch\n\n"
+               "Training accuracy minus validation accuracy at the last epoch, in points (train − val, mean "
+               "over seeds). Training accuracy is measured on the batches as they were trained, so with "
+               "dropout or augmentation it is measured on the harder, perturbed inputs.\n")
+    out.append(md_table(["setting"] + [dataset_title(d) for d in datasets],
+                        [[f"`{label}`"] + [last_epoch_gap(grid[d][i]) for d in datasets]
+                         for i, label in enumerate(labels)]))
+    out.append(notebooks_section(nb, out_dir, profile, heading="##"))
+    return "\n".join(out)

@@ -1,0 +1,218 @@
+"""The Method and Reproduce pages: profiles, hardware, the data copies and what a lossy copy cost,
+measured time; and the introduction's samples of each dataset."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from pathlib import Path
+
+from .. import plots
+from ..data import DATASETS, DataError
+from ..experiments import PROFILES, active_profile, load_spec
+from ..stats import welch_difference, welch_p
+from .cells import cell_of
+from .markdown import GENERATED, IMAGES, dataset_title, duration, figure_md, md_table
+
+
+def plan_records(profile: str) -> tuple[dict[str, object], dict[str, dict]]:
+    """Unique configurations the profile's sweep runs (by key) and the stored records among them."""
+    from ..store import load, run_key
+    from ..sweep import plan
+
+    jobs, _ = plan(profile)
+    configs, records = {}, {}
+    for job in jobs:
+        for config in job.configs:
+            try:
+                key = run_key(config)
+            except DataError:
+                key = f"unprepared:{config.canonical_json()}"
+            configs.setdefault(key, (job.notebook, config))
+            if key not in records and not key.startswith("unprepared:"):
+                record = load(key)
+                if record is not None:
+                    records[key] = record
+    return configs, records
+
+
+def method_fragment(profile: str) -> str:
+    spec = load_spec()
+    out = ["## The profiles\n\nFrom `notebooks/sweep.yml`. A notebook may override its profile (last column).\n"]
+    rows = []
+    for name in PROFILES:
+        p = spec["profiles"][name]
+        overrides = [f"{nb}: " + ", ".join(f"{k} {v}" for k, v in entry[name].items())
+                     for nb, entry in spec["notebooks"].items() if name in entry]
+        rows.append([f"**{name}**" if name == profile else name, str(p["epochs"]),
+                     "all" if not p["train_size"] else f"{p['train_size']:,}",
+                     ", ".join(map(str, p["seeds"])), ", ".join(dataset_title(d) for d in p["datasets"]),
+                     "; ".join(overrides) or "–"])
+    out.append(md_table(["profile", "epochs", "training examples", "seeds", "datasets", "notebook overrides"], rows, "lrrlll"))
+    out.append(f"This build shows the **{profile}** profile.\n")
+
+    configs, records = plan_records(profile)
+    out.append(f"## Hardware and software\n\nFrom the provenance of the {len(records)} stored runs of the "
+               f"{profile} profile ({len(configs)} planned).\n")
+    if records:
+        groups = Counter((p["device"], p["device_name"], p["host"], p["torch"], p["python"], p["threads"])
+                         for p in (r["provenance"] for r in records.values()))
+        rows = [[dev, name, host, torch, py, str(threads), str(n)]
+                for (dev, name, host, torch, py, threads), n in groups.most_common()]
+        out.append(md_table(["device", "device name", "host", "torch", "python", "threads", "runs"], rows, "lllllrr"))
+        dates = sorted(r["provenance"]["date"] for r in records.values())
+        speeds = sorted(r["provenance"]["train_images_per_second"] for r in records.values())
+        out.append(f"Trained between {dates[0][:16].replace('T', ' ')} and {dates[-1][:16].replace('T', ' ')} "
+                   f"(UTC); median throughput {speeds[len(speeds) // 2]:,.0f} training images per second "
+                   f"per run.\n")
+    else:
+        out.append("No runs of this profile are stored yet.\n")
+
+    out.append(data_fragment())
+    out.append(copy_comparison_fragment(profile))
+    return "\n".join(out)
+
+
+def data_fragment() -> str:
+    """Each copy of each dataset: what it is, where it came from, and what the book uses it for."""
+    from .. import data
+    from ..experiments import copies_in_progress, published_copy
+
+    out = ["## The data\n\nEach copy of each dataset, from its provenance record (`data/<name>.json`, written "
+           "when the copy was imported and verified).\n"]
+    rows = []
+    for name, copies in data.COPIES.items():
+        for copy in copies:
+            use = ("published in this book" if copy == published_copy(name)
+                   else "being trained, not yet published" if copy in copies_in_progress()
+                   else "only to measure what it costs (below)")
+            try:
+                prov = data.provenance(name, copy)
+            except DataError:
+                rows.append([dataset_title(name), copy, "not prepared here", "–", "–", "–", use])
+                continue
+            rows.append([dataset_title(name), prov["copy"], prov["source"], "**yes**" if prov["lossy"] else "no",
+                         f"{prov['n_train']:,} / {prov['n_test']:,}", f"`{prov['content_sha256'][:16]}`", use])
+    out.append(md_table(["dataset", "copy", "source", "lossy", "train / test images", "content SHA-256 (prefix)",
+                         "used"], rows, "llllrll"))
+    return "\n".join(out)
+
+
+def copy_comparison_fragment(profile: str) -> str:
+    """What the lossy copy cost: the same runs, same seeds, on the official files and on the copy."""
+    from ..experiments import copies_in_progress, copy_comparison
+
+    pairs = copy_comparison(profile)
+    entry = load_spec().get("copy_comparison")
+    if not entry:
+        return ""
+    copy = entry["copy"].upper()
+    out = [f"## What the {copy} copy cost\n"]
+    if not pairs:
+        return "\n".join(out + [f"Measured in the full profile only; this build shows the **{profile}** profile.\n"])
+    official = [cell_of(p.official) for p in pairs]
+    other = [cell_of(p.other) for p in pairs]
+    stored, expected = sum(len(c.records) for c in official), sum(c.expected for c in official)
+    if "official" in copies_in_progress() or stored < expected:
+        return "\n".join(out + [f"Pending: {stored} of {expected} runs of this comparison on the official files "
+                                 f"are stored. The comparison appears here when all of them are.\n"])
+    out.append(f"The same configurations with the same seeds, trained and tested once on the official "
+               f"{dataset_title(entry['dataset'])} files and once on the {copy} copy: test accuracy (%) at the "
+               f"best-validation epoch, mean ± 95% CI over seeds; the difference is official − {copy} with "
+               f"its 95% interval from Welch's t, and p is Welch's two-sided test. Each side is tested on its "
+               f"own copy of the test set, as a reader of either copy would test.\n")
+    rows, diffs = [], []
+    for pair, a, b in zip(pairs, official, other):
+        d = welch_difference(a.values(), b.values())
+        diffs.append(d)
+        interval = (f"{100 * d.mean:+.2f} ({100 * d.low:+.2f} to {100 * d.high:+.2f})"
+                    if d.n >= 2 else "–")
+        p = welch_p(a.values(), b.values())
+        rows.append([pair.label, ", ".join(map(str, pair.official.seeds)), a.text(), b.text(), interval,
+                     "–" if math.isnan(p) else f"{p:.3f}"])
+    out.append(md_table(["run", "seeds", "official (%)", f"{copy} (%)", f"official − {copy} (points, 95% CI)",
+                         "Welch's p"], rows, "llrrrr"))
+    better = [pair.label for pair, d in zip(pairs, diffs) if d.n >= 2 and d.low > 0]
+    worse = [pair.label for pair, d in zip(pairs, diffs) if d.n >= 2 and d.high < 0]
+    mean = sum(d.mean for d in diffs) / len(diffs)
+    sentences = [f"Averaged over the {len(pairs)} settings, the official files score {100 * mean:+.2f} points "
+                 f"against the {copy} copy."]
+    if better:
+        sentences.append(f"The official files score higher, with a 95% interval above zero, for: {', '.join(better)}.")
+    if worse:
+        sentences.append(f"They score lower, with a 95% interval below zero, for: {', '.join(worse)}.")
+    undecided = len(pairs) - len(better) - len(worse)
+    if undecided:
+        sentences.append(f"For the other {undecided} the interval includes zero: at these seeds the copies "
+                         f"cannot be told apart there.")
+    out.append(" ".join(sentences) + "\n")
+    return "\n".join(out)
+
+
+def reproduce_fragment(profile: str) -> str:
+    out = ["## Measured time\n\nSums over the stored runs of each profile, from their provenance: wall time "
+           "includes loading data and evaluating, training time only the epochs. The sweep runs one "
+           "notebook per CPU core, so the elapsed time of a sweep is about the wall time divided by the "
+           "number of cores, plus a few seconds per notebook for loading and figures (each core's "
+           "kernel stays running between notebooks, so torch is imported once).\n"]
+    rows = []
+    env = os.environ.get("LENET_PROFILE")
+    per_notebook = {}
+    for name in ([active_profile(profile)] if env else PROFILES):
+        configs, records = plan_records(name)
+        wall = sum(r["provenance"]["wall_seconds"] for r in records.values())
+        train = sum(r["provenance"]["train_seconds"] for r in records.values())
+        devices = Counter(r["provenance"]["device"] for r in records.values())
+        rows.append([f"**{name}**" if name == profile else name, str(len(configs)), str(len(records)),
+                     duration(wall) if records else "–", duration(train) if records else "–",
+                     ", ".join(f"{d} ({n})" for d, n in devices.most_common()) or "–"])
+        if name == profile:
+            for key, (nb, _) in configs.items():
+                entry = per_notebook.setdefault(nb, [0, 0, 0.0])
+                entry[0] += 1
+                if key in records:
+                    entry[1] += 1
+                    entry[2] += records[key]["provenance"]["wall_seconds"]
+    out.append(md_table(["profile", "runs planned", "runs stored", "wall time (h:mm:ss)", "training time",
+                         "devices (runs)"], rows, "lrrrrl"))
+    out.append(f"\nPer notebook in the {profile} profile (a run shared by two notebooks, such as the "
+               f"default network, is counted under the first):\n")
+    out.append(md_table(["notebook", "runs planned", "runs stored", "wall time"],
+                        [[f"`{nb}`", str(a), str(b), duration(c) if b else "–"]
+                         for nb, (a, b, c) in per_notebook.items()]))
+    return "\n".join(out)
+
+
+def intro_fragment(out_dir: Path) -> str:
+    import torch
+
+    from .. import data
+    from ..config import RunConfig
+    from ..experiments import describe_network
+
+    out = ["## The datasets, as the network sees them\n"]
+    from ..experiments import published_copy
+
+    for name, spec in DATASETS.items():
+        try:
+            s = data.splits(name, "cpu", copy=published_copy(name))
+        except DataError as exc:
+            out.append(f"**{spec.title}**: not prepared here ({exc}).\n")
+            continue
+        idx = torch.cat([torch.nonzero(s.train_y == k).flatten()[:2] for k in range(len(spec.classes))])
+        fig = plots.image_grid(s.train_x[idx], s.mean, s.std, s.train_y[idx], spec.classes, nrow=10)
+        file = f"samples_{name}.png"
+        plots.save(fig, out_dir / GENERATED / IMAGES / file)
+        prov = s.provenance
+        del s
+        data.splits.cache_clear()  # a normalized CIFAR-10 is most of a gigabyte
+        padded = " and padded to 32x32" if prov["shape"][-1] < 32 else ""
+        caption = (f"{spec.title}: two training images per class, normalized{padded} as the network gets "
+                   f"them, shown back in pixel units. {prov['n_train']:,} training and {prov['n_test']:,} test "
+                   f"images; data: {prov['copy']}")
+        out.append(figure_md(f"{GENERATED}/{IMAGES}/{file}", f"{spec.title} samples", caption))
+    out.append("## The two ends of the study\n")
+    for title, config in (("The 1998 network", RunConfig.classic("mnist")), ("The modern default", RunConfig())):
+        out.append(f"- **{title}**: {describe_network(config)}.")
+    return "\n".join(out) + "\n"

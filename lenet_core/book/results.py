@@ -1,0 +1,193 @@
+"""The Results page: the headline, the goals, the ladder, and the published numbers beside ours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import plots
+from ..experiments import ladder, profile_settings
+from ..train import view_count
+from .cells import cell_of, experiment_cell, welch
+from .executed import notebooks_section
+from .markdown import GENERATED, IMAGES, cifar_note, dataset_title, figure_md, format_p, md_table, profile_text
+from .reference import CHAPTERS, CLASSIC_GOAL, GOALS, PUBLISHED
+
+
+def goals_fragment(profile: str, ladders: dict, cells: dict, classic: dict) -> str:
+    """Whether the numbers the study aimed for were reached, said plainly, from the store."""
+    out = ["## The goals\n\nWhat this study set out to show, with the number reached (mean test accuracy over "
+           f"seeds at the best-validation epoch, {profile} profile). The modernized network keeps LeNet-5's "
+           "widths (6 and 16 filters, 120 and 84 units); its best rung is the one with the highest mean.\n"]
+    rows = []
+    error, slack = CLASSIC_GOAL
+    if "mnist" in classic:
+        c = classic["mnist"]
+        if c.values():
+            ours = 100 - 100 * c.summary().mean
+            verdict = "**reached**" if abs(ours - error) <= slack else "**not reached**"
+            reached = f"{ours:.2f}% test error ({c.text()} accuracy)"
+        else:
+            verdict, reached = "not measured yet", c.text()
+        rows.append(["MNIST", f"1998 network: test error within {slack} points of the paper's {error}%",
+                     reached, verdict])
+    for goal in GOALS:
+        if goal.dataset not in ladders:
+            continue
+        measured = [(r, c) for r, c in zip(ladders[goal.dataset], cells[goal.dataset]) if c.values()]
+        if not measured:
+            rows.append([dataset_title(goal.dataset), f"modernized: at least {goal.modern}%, above {goal.best_published}",
+                         "–", "not measured yet"])
+            continue
+        # The best rung, and apart from it the best that predicts from the image alone (one view):
+        # published numbers are one-view numbers, so the book shows both when they differ.
+        best = [max(measured, key=lambda rc: rc[1].summary().mean)]
+        one_view = [(r, c) for r, c in measured if r.config.test_augment == "none"]
+        if best[0][0].config.test_augment != "none" and one_view:
+            best.append(max(one_view, key=lambda rc: rc[1].summary().mean))
+        reached, verdicts = [], []
+        for rung, cell in best:
+            mean = 100 * cell.summary().mean
+            if mean >= goal.modern and mean > goal.best_published_value:
+                verdict = "**reached**"
+            elif mean > goal.best_published_value:
+                verdict = f"**not reached**: {goal.modern - mean:.2f} points short, above the published number"
+            else:
+                verdict = f"**not reached**: {goal.modern - mean:.2f} points short"
+            if len(cell.records) < cell.expected:
+                verdict += " (not every seed stored yet)"
+            views = "" if rung.config.test_augment == "none" else \
+                f", {view_count(rung.config.test_augment)} test-time views"
+            reached.append(f"{cell.text()} ({rung.label}{views})")
+            qualifier = ("with test-time augmentation: " if views else "with one view: ") if len(best) > 1 else ""
+            verdicts.append(qualifier + verdict)
+        rows.append([dataset_title(goal.dataset), f"modernized: at least {goal.modern}%, above {goal.best_published}",
+                     "; ".join(reached), "; ".join(verdicts)])
+    rows += published_goal_rows(profile)
+    out.append(md_table(["dataset", "goal", "reached (%)", "verdict"], rows, "llrl"))
+    return "\n".join(out)
+
+
+def published_goal_rows(profile: str) -> list[list[str]]:
+    """Published setups with a `goal_within`: is our mean within that many points of theirs?"""
+    from ..experiments import published_setup, setups
+
+    rows = []
+    for name, entry in setups().items():
+        within = entry.get("goal_within")
+        if within is None or entry["dataset"] not in profile_settings("published", profile)["datasets"]:
+            continue
+        cell = cell_of(published_setup(name, profile=profile))
+        metric, published = entry["published_metric"], entry["published_value"]
+        goal = (f"{entry['title']}: within {within:g} point{'' if within == 1 else 's'} of the published "
+                f"{100 * published:.2f}%")
+        if not cell.values(metric):
+            rows.append([dataset_title(entry["dataset"]), goal, cell.text(metric), "not measured yet"])
+            continue
+        gap = 100 * (cell.summary(metric).mean - published)
+        verdict = ("**reached**" if abs(gap) <= within
+                   else f"**not reached**: {abs(gap):.2f} points {'below' if gap < 0 else 'above'} "
+                        f"(the Published page lists the differences between the protocols)")
+        if len(cell.records) < cell.expected:
+            verdict += " (not every seed stored yet)"
+        rows.append([dataset_title(entry["dataset"]), goal, cell.text(metric), verdict])
+    return rows
+
+
+def ladder_datasets(profile: str) -> list[str]:
+    return list(profile_settings("modern", profile)["datasets"])
+
+
+def results_fragment(profile: str, out_dir: Path) -> str:
+    from ..report import ladder_table
+
+    out = []
+    datasets = ladder_datasets(profile)
+    ladders = {d: ladder(dataset=d, profile=profile) for d in datasets}
+    cells = {d: [cell_of(r) for r in ladders[d]] for d in datasets}
+    classic = {d: experiment_cell("classic", d, profile, {}) for d in datasets}
+    top = ladders[datasets[0]][-1].label if datasets else "top rung"
+    classic_epochs = profile_settings("classic", profile)["epochs"]
+    modern_settings = profile_settings("modern", profile)
+
+    top_epochs = {}  # the top rung may train longer than the ladder's budget, more on some datasets
+    for d in datasets:
+        top_epochs.setdefault(ladders[d][-1].config.epochs, []).append(dataset_title(d))
+    top_text = "; ".join(f"{e} epochs on {', '.join(names)}" for e, names in top_epochs.items())
+    out.append(f"## Headline\n\nProfile **{profile}**. The 1998 network as the classic notebook trains it "
+               f"({classic_epochs} epoch{'s' if classic_epochs != 1 else ''}), the same network at the start of "
+               f"the ladder with the ladder's budget ({profile_text(modern_settings)}), and the top of the "
+               f"ladder (\"{top}\", every change applied{f': {top_text}' if top_text else ''}). "
+               f"Test accuracy (%) at the best-validation epoch, "
+               f"mean ± 95% CI; gain and Welch's p compare the top rung with the ladder's start.\n")
+    if "cifar10" in datasets:
+        out.append(cifar_note())
+    rows = []
+    for d in datasets:
+        start, end = cells[d][0], cells[d][-1]
+        if start.summary().n and end.summary().n:
+            gain = f"{100 * (end.summary().mean - start.summary().mean):+.2f}"
+            p = format_p(welch(end.values(), start.values()))
+        else:
+            gain = p = "–"
+        published = "99.05 (LeCun et al. 1998)" if d == "mnist" else "–"
+        rows.append([dataset_title(d), classic[d].text(), start.text(), f"**{end.text()}**", gain, p, published])
+    out.append(md_table(["dataset", "LeNet-5 (1998), classic notebook", "1998 network, ladder start",
+                         f"fully modernized ({top})", "gain (points)", "p", "published, 1998 network"], rows))
+
+    out.append(goals_fragment(profile, ladders, cells, classic))
+    out.append("## The modernization ladder\n\nEach rung adds one change to the rung above it, so the "
+               "difference between neighbouring rungs is what that change adds on top of everything "
+               "before it. Δ and p compare each rung with the previous one.\n")
+    for d in datasets:
+        rungs = ladders[d]
+        out.append(f"### {dataset_title(d)}\n")
+        if any(c.records for c in cells[d]):
+            name = f"ladder_{d}.png"
+            plots.ladder_figure([r.label for r in rungs], [c.values() for c in cells[d]],
+                                f"The ladder on {dataset_title(d)} ({profile} profile)",
+                                out_dir / GENERATED / IMAGES / name, missing=[c.missing for c in cells[d]])
+            out.append(figure_md(f"{GENERATED}/{IMAGES}/{name}", f"ladder on {dataset_title(d)}",
+                               f"{dataset_title(d)}: test accuracy per rung, bar = mean, whisker = 95% CI, dots = seeds; "
+                               f"the top rung is orange; the axis is zoomed to the data."))
+        changes = ladder_table(rungs, {r.label: c.records for r, c in zip(rungs, cells[d])})["change"].tolist()
+        rows = []
+        for i, (rung, cell) in enumerate(zip(rungs, cells[d])):
+            prev = cells[d][i - 1] if i else None
+            if prev is not None and prev.summary().n and cell.summary().n:
+                delta = f"{100 * (cell.summary().mean - prev.summary().mean):+.2f}"
+                p = format_p(welch(cell.values(), prev.values()))
+            else:
+                delta = p = "–"
+            rows.append([rung.label, f"`{changes[i]}`" if i else changes[i], cell.text(), delta, p])
+        out.append(md_table(["rung", "change", "test accuracy (%)", "Δ (points)", "p"], rows, "llrrr"))
+
+    out.append("## Beside the published numbers\n\n"
+               "Published results with the protocol behind each, and our closest measured setting in the "
+               f"{profile} profile. Networks, budgets and protocols differ (most published numbers are one run, "
+               "several select on the test set or report validation accuracy), so read the pairs as a sanity "
+               "check of the order of magnitude, not as a replication. Our column uses the same metric as the "
+               "published one (test, or validation where the source reports validation accuracy). The published "
+               "numbers and their protocols are kept in `PUBLISHED` in `lenet_core/book/reference.py`.\n")
+    for source in PUBLISHED:
+        out.append(f"### {source.name}\n\n*{source.where}*; {source.protocol}.\n")
+        rows = []
+        for ref in source.results:
+            if ref.ours is None:
+                ours, setting = "not measured here", "–"
+            else:
+                notebook, params = ref.ours
+                if ref.dataset not in profile_settings(notebook, profile)["datasets"]:
+                    ours = f"not in the {profile} profile"
+                else:
+                    ours = experiment_cell(notebook, ref.dataset, profile, params).text(ref.metric)
+                setting = f"{ref.ours_setting} ({{doc}}`{notebook} page <{notebook}>`)" \
+                    if notebook in {c.notebook for c in CHAPTERS} | {"published"} else ref.ours_setting
+            metric = "validation" if ref.metric.startswith("val") else "test"
+            rows.append([dataset_title(ref.dataset), ref.setting, ref.result, ours, metric, setting])
+        out.append(md_table(["dataset", "their setting", "their result", "ours (%)", "our metric", "our setting"],
+                            rows, "llrrll"))
+    out.append(notebooks_section("classic", out_dir, profile, heading="##", prefix="1998 network, ").replace(
+        "## The executed notebooks", "## The executed notebooks: the 1998 network"))
+    out.append(notebooks_section("modern", out_dir, profile, heading="##", prefix="ladder, ").replace(
+        "## The executed notebooks", "## The executed notebooks: the ladder"))
+    return "\n".join(out)
