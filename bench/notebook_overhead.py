@@ -13,7 +13,7 @@ times each way, interleaved (after one untimed warm-up execution that fills the
 OS file cache):
 
 * on a new kernel each time (papermill's default; a Dask worker does this),
-* on one warm kernel, reset between notebooks (`lenet_core.sweep.WarmKernel`, what
+* on one warm kernel, reset between notebooks (`lenet_core.kernel.WarmKernel`, what
   the local sweep does),
 
 and splits each way's wall time into:
@@ -40,7 +40,7 @@ import papermill
 
 from lenet_core.paths import project_root
 from lenet_core.experiments import notebook_experiments
-from lenet_core.sweep import WarmKernel
+from lenet_core.kernel import WarmKernel
 
 
 def parse_value(text: str):

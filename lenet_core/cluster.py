@@ -95,7 +95,8 @@ def execute_task(notebook: str, dataset: str, params: dict, profile: str, notebo
     """
     from . import data
     from .experiments import notebook_experiments
-    from .sweep import Job, _one_line, execute
+    from .jobs import Job, one_line
+    from .kernel import execute
 
     with _TASK_LOCK, tempfile.TemporaryDirectory(prefix="lenet-task-") as tmp:
         tmp = Path(tmp)
@@ -125,7 +126,7 @@ def execute_task(notebook: str, dataset: str, params: dict, profile: str, notebo
                 execute(job, source=folders["notebooks"])
             except Exception as exc:
                 failed = job.output.with_suffix(".failed.ipynb")
-                return {"error": _one_line(exc), "failed_notebook": failed.read_bytes() if failed.exists() else None}
+                return {"error": one_line(exc), "failed_notebook": failed.read_bytes() if failed.exists() else None}
             keys = {p.stem for p in folders["results"].glob("*.json")} - set(stored)
             return {"records": {k: (folders["results"] / f"{k}.json").read_text() for k in keys},
                     "weights": {k: (folders["checkpoints"] / f"{k}.pt").read_bytes() for k in keys
@@ -171,7 +172,7 @@ def run_on_cluster(client, todo: list, data_mirror: str | None = None):
 
     from . import data
     from .experiments import spec_path
-    from .sweep import notebooks_dir
+    from .jobs import notebooks_dir
 
     spec = spec_path().read_text()
     futures = {}

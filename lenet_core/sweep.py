@@ -6,91 +6,18 @@ killed sweep resumes where it stopped: finished runs load in seconds, and an
 executed notebook is moved into `book/` only once it has run to the end.
 """
 
-from __future__ import annotations
 
 import os
-import re
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-from .experiments import (Experiment, active_profile, check_notebook, load_spec,
-                          notebook_experiments, param_sets, profile_settings)
-from .paths import atomic_write, project_root
-
-# Rough cost model for the progress estimate: seconds of one notebook that only
-# loads stored runs on a warm kernel (bench/notebook_overhead.py: 2.9 s with the
-# cores busy), and training images per second of one CPU process.
-LOAD_SECONDS = 3.0
-IMAGES_PER_SECOND = 10_000.0
-
-
-def notebooks_dir() -> Path:
-    return project_root() / "notebooks"
-
-
-def executed_dir() -> Path:
-    """Executed notebooks: build output under book/, never committed."""
-    return Path(os.environ.get("LENET_EXECUTED_DIR", project_root() / "book" / "runs"))
-
-
-def slug(params: dict) -> str:
-    if not params:
-        return "default"
-    text = "_".join(f"{k}={v}" for k, v in params.items())
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text)
-
-
-@dataclass
-class Job:
-    notebook: str
-    dataset: str
-    params: dict
-    profile: str
-    experiments: list[Experiment] = field(default_factory=list)
-    data_copy: str | None = None  # None: the copy the book publishes
-
-    @property
-    def folder(self) -> str:
-        """The dataset's folder of executed notebooks; another copy than the published one has its own."""
-        return self.dataset if self.data_copy is None else f"{self.dataset}-{self.data_copy}"
-
-    @property
-    def name(self) -> str:
-        return f"{self.notebook}/{self.folder}/{slug(self.params)}"
-
-    @property
-    def output(self) -> Path:
-        return executed_dir() / self.notebook / self.folder / f"{slug(self.params)}.ipynb"
-
-    @property
-    def parameters(self) -> dict:
-        """The notebook's papermill parameters."""
-        copy = {} if self.data_copy is None else {"data_copy": self.data_copy}
-        return dict(dataset=self.dataset, profile=self.profile, **copy, **self.params)
-
-    @property
-    def configs(self):
-        return [c for e in self.experiments for c in e.configs]
-
-    def pending(self) -> list:
-        """Configurations of this job not yet in the run store."""
-        from .store import load, run_key
-
-        return [c for c in self.configs if load(run_key(c)) is None]
-
-    def done(self) -> bool:
-        source = notebooks_dir() / f"{self.notebook}.ipynb"
-        return (self.output.exists() and self.output.stat().st_mtime >= source.stat().st_mtime
-                and not self.pending())
-
-    def cost(self) -> float:
-        """Estimated seconds: loading plus training what is not stored yet."""
-        images = sum(c.epochs * (c.train_size or 54_000) for c in self.pending())
-        return LOAD_SECONDS + images / IMAGES_PER_SECOND
+from . import jobs as jobs_module
+from .experiments import active_profile, check_notebook, load_spec, notebook_experiments, param_sets, profile_settings
+from .jobs import Job, one_line
+from .kernel import WarmKernel, execute
 
 
 @dataclass
@@ -156,99 +83,6 @@ def orphans() -> list[str]:
     return sorted(p.stem for p in results_dir().glob("*.json") if p.stem not in planned)
 
 
-def execute(job: Job, source: Path | None = None, kernel: WarmKernel | None = None) -> None:
-    """Run the job's notebook (from `source`, default notebooks/) with papermill, on `kernel`
-    when given, else on a new kernel; the output appears only when it ran to the end."""
-    import papermill
-
-    source = source or notebooks_dir()
-    job.output.parent.mkdir(parents=True, exist_ok=True)
-    failed = job.output.with_suffix(".failed.ipynb")
-    failed.unlink(missing_ok=True)
-    tmp = job.output.with_name(f".{job.output.stem}.{os.getpid()}.running.ipynb")
-    warm = {"km": kernel.ready()} if kernel else {}
-    try:
-        papermill.execute_notebook(str(source / f"{job.notebook}.ipynb"), str(tmp),
-                                   parameters=job.parameters, progress_bar=False, cwd=str(source),
-                                   kernel_name="python3", **warm)
-    except BaseException:
-        if kernel:
-            kernel.close()  # its state is unknown: the next notebook gets a new kernel
-        if tmp.exists():
-            os.replace(tmp, failed)  # kept for the user to open: it shows the failing cell
-        raise
-    finally:
-        if kernel:
-            kernel.release()
-    atomic_write(job.output, lambda out: os.replace(tmp, out))
-
-
-class WarmKernel:
-    """One Python kernel that executes notebook after notebook (one per sweep thread).
-
-    A notebook that only loads stored runs spends most of its time starting a kernel and
-    importing torch; a warm kernel pays for that once. Before each notebook after the first it
-    is reset to what a new kernel offers: an empty namespace, a new history with execution
-    count 1, no open figures (modules stay imported, and the datasets stay cached). A kernel
-    that failed a notebook or died is replaced by a new one.
-    """
-
-    RESET = 'import matplotlib.pyplot as _plt\n_plt.close("all")\nget_ipython().reset(new_session=True)\n'
-
-    def __init__(self, cwd: Path):
-        self.cwd = str(cwd)
-        self.km = None
-        self.used = False
-        self.clients: list = []
-
-    def ready(self):
-        """The kernel manager to hand to papermill: started, or reset when it ran a notebook."""
-        from jupyter_core.utils import run_sync
-
-        if self.km is not None and not run_sync(self.km.is_alive)():
-            self.close()
-        if self.km is None:
-            from jupyter_client import AsyncKernelManager
-
-            self.km = AsyncKernelManager(kernel_name="python3")
-            self.km.client = self._client  # papermill's client is closed in release()
-            run_sync(self.km.start_kernel)(cwd=self.cwd)
-        elif self.used:
-            kc = self.km.client()
-            kc.start_channels()
-            run_sync(kc.wait_for_ready)(timeout=60)
-            reply = run_sync(kc.execute_interactive)(self.RESET, silent=True, timeout=60)
-            self.release()
-            if reply["content"]["status"] != "ok":
-                self.close()
-                return self.ready()
-        self.used = True
-        return self.km
-
-    def _client(self, **kwargs):
-        from jupyter_client import AsyncKernelManager
-
-        kc = AsyncKernelManager.client(self.km, **kwargs)
-        self.clients.append(kc)
-        return kc
-
-    def release(self) -> None:
-        """Close the connections opened to the kernel (the kernel keeps running)."""
-        while self.clients:
-            self.clients.pop().stop_channels()
-
-    def close(self) -> None:
-        """Shut the kernel down."""
-        from jupyter_core.utils import run_sync
-
-        self.release()
-        if self.km is not None:
-            try:
-                run_sync(self.km.shutdown_kernel)(now=True)
-            finally:
-                self.km, self.used = None, False
-
-
 def default_jobs() -> int:
     """One notebook per core, each training with one thread (faster than one process with all)."""
     return max(1, os.cpu_count() or 1)
@@ -260,7 +94,7 @@ def run_locally(todo: list[Job], jobs: int, executor=None):
     kernels: dict[int, WarmKernel] = {}
     if executor is None:
         def executor(job):
-            kernel = kernels.setdefault(threading.get_ident(), WarmKernel(notebooks_dir()))
+            kernel = kernels.setdefault(threading.get_ident(), WarmKernel(jobs_module.notebooks_dir()))
             execute(job, kernel=kernel)
 
     pool = ThreadPoolExecutor(max_workers=jobs)
@@ -318,7 +152,7 @@ def run(profile: str, only: list[str] | None = None, datasets: list[str] | None 
     try:
         for job, error in completed:
             if error is not None:
-                failures.append((job, _one_line(error)))
+                failures.append((job, one_line(error)))
             bar.update(costs[id(job)])
             bar.set_postfix_str(f"last: {job.name}{' FAILED' if error else ''}")
     except BaseException:
@@ -337,8 +171,3 @@ def run(profile: str, only: list[str] | None = None, datasets: list[str] | None 
     return len(failures)
 
 
-def _one_line(error: BaseException) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines()
-    # papermill's message ends with the exception line of the failing cell
-    meaningful = [line for line in text if line.strip() and not line.startswith("-")]
-    return (meaningful[-1] if meaningful else type(error).__name__)[:300]

@@ -7,7 +7,7 @@ import os
 import nbformat
 import pytest
 
-from lenet_core import experiments, sweep
+from lenet_core import experiments, jobs, kernel, sweep
 from lenet_core.store import load, run_key
 
 pytestmark = pytest.mark.usefixtures("mnist_ready")
@@ -102,9 +102,9 @@ def test_an_interrupted_sweep_resumes_where_it_stopped():
 
 
 def test_slugs_are_file_names():
-    assert sweep.slug({}) == "default"
-    assert sweep.slug({"optimizer": "adam", "lr": 0.003}) == "optimizer=adam_lr=0.003"
-    assert "/" not in sweep.slug({"x": "a/b c"})
+    assert jobs.slug({}) == "default"
+    assert jobs.slug({"optimizer": "adam", "lr": 0.003}) == "optimizer=adam_lr=0.003"
+    assert "/" not in jobs.slug({"x": "a/b c"})
 
 
 def test_the_committed_store_holds_only_runs_the_specification_asks_for(monkeypatch):
@@ -184,11 +184,11 @@ def probe_notebook(folder):
     nbformat.write(nb, folder / "probe.ipynb")
 
 
-def probe(n: int, fail: bool = False) -> sweep.Job:
-    return sweep.Job("probe", "mnist", {"fail": fail, "n": n}, "smoke")
+def probe(n: int, fail: bool = False) -> jobs.Job:
+    return jobs.Job("probe", "mnist", {"fail": fail, "n": n}, "smoke")
 
 
-def kernel_pid(job: sweep.Job) -> int:
+def kernel_pid(job: jobs.Job) -> int:
     """The kernel process that ran the job, checking that it ran as on a new kernel."""
     cells = [c for c in nbformat.read(job.output, as_version=4).cells if c.cell_type == "code"]
     assert [c.execution_count for c in cells] == [1, 2, 3, 4, 5]  # papermill's injected cell first
@@ -199,23 +199,23 @@ def kernel_pid(job: sweep.Job) -> int:
 @pytest.fixture
 def probe_folder(tmp_path, monkeypatch):
     probe_notebook(tmp_path)
-    monkeypatch.setattr(sweep, "notebooks_dir", lambda: tmp_path)
+    monkeypatch.setattr(jobs, "notebooks_dir", lambda: tmp_path)
     return tmp_path
 
 
 def test_a_warm_kernel_runs_each_notebook_as_a_new_kernel_would(probe_folder):
-    kernel = sweep.WarmKernel(probe_folder)
+    warm = kernel.WarmKernel(probe_folder)
     try:
-        sweep.execute(probe(1), kernel=kernel)
-        sweep.execute(probe(2), kernel=kernel)
+        kernel.execute(probe(1), kernel=warm)
+        kernel.execute(probe(2), kernel=warm)
         with pytest.raises(Exception, match="the probe failed"):
-            sweep.execute(probe(3, fail=True), kernel=kernel)
-        assert kernel.km is None  # a kernel that failed a notebook is not reused
+            kernel.execute(probe(3, fail=True), kernel=warm)
+        assert warm.km is None  # a kernel that failed a notebook is not reused
         assert probe(3, fail=True).output.with_suffix(".failed.ipynb").exists()
         assert not probe(3, fail=True).output.exists()
-        sweep.execute(probe(4), kernel=kernel)
+        kernel.execute(probe(4), kernel=warm)
     finally:
-        kernel.close()
+        warm.close()
     first, second, after_failure = (kernel_pid(probe(n)) for n in (1, 2, 4))
     assert first == second != after_failure
 

@@ -30,7 +30,7 @@ def executed_profile(path: Path) -> str | None:
 def notebooks_section(notebook: str, out_dir: Path, profile: str, heading: str = "##", prefix: str = "") -> str:
     """A table linking the executed notebooks behind a chapter, plus a hidden toctree for them
     (entries titled "<prefix><dataset>: <setting>", the titles the sidebar shows)."""
-    from ..sweep import slug
+    from ..jobs import slug
 
     found = executed_notebooks(out_dir, notebook)
     text = f"{heading} The executed notebooks\n\n"
