@@ -98,3 +98,15 @@ def test_no_committed_record_names_an_absolute_path_of_the_machine_it_was_prepar
     assert paths
     absolute = [p.name for p in paths if json.loads(p.read_text())["data"]["location"].startswith("/")]
     assert absolute == []
+
+
+def test_the_two_cifar10_copies_have_different_keys_and_runs_stored_before_copies_had_names_keep_theirs():
+    from lenet_core.paths import project_root
+
+    official, jpeg = RunConfig(dataset="cifar10"), RunConfig(dataset="cifar10", data_copy="jpeg")
+    assert store.run_key(official) != store.run_key(jpeg)
+    # a committed JPEG run, stored before the configuration named its copy: its key is unchanged
+    path = project_root() / "results" / "cifar10-002d4b8af76830cb.json"
+    record = json.loads(path.read_text())
+    assert "data_copy" not in record["config"] and record["data"]["lossy"] is True
+    assert store.run_key(RunConfig.from_dict({**record["config"], "data_copy": "jpeg"})) == record["key"]
