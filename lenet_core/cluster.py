@@ -16,10 +16,10 @@ atomically and each run only if it is not stored yet. A worker lost mid-task
 costs only that task: the scheduler runs it again elsewhere, and nothing of
 the lost attempt reached the client.
 
-Each worker runs one notebook at a time (start workers with `--nthreads 1`;
-more processes per machine with `--nworkers N`); tasks on one worker process
-are serialized because a notebook's kernel takes its settings from the
-worker's environment.
+Start workers with `--nthreads 1` (one notebook at a time per worker process;
+more processes per machine with `--nworkers N`). A task's notebook runs on a
+kernel of its own, started with the task's folders and settings as its
+environment (`kernel.kernel_env`); the worker's own environment is left as it is.
 """
 
 from __future__ import annotations
@@ -27,14 +27,10 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 from .paths import atomic_write
 
-# One task at a time per worker process: the kernel inherits os.environ.
-_TASK_LOCK = threading.Lock()
 ADDRESS = re.compile(r"^(tcp|tls)://[^\s/:]+:\d+$")
 CONNECT_TIMEOUT = "10s"
 
@@ -60,20 +56,6 @@ def describe(client) -> str:
     return f"{len(workers)} worker{'s' if len(workers) != 1 else ''} now"
 
 
-@contextmanager
-def _environment(values: dict[str, str]):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _data_mismatch(dataset: str, worker: dict, wanted: dict) -> str:
     def copy(identity):
         return f"{'lossy' if identity['lossy'] else 'lossless'} copy, content {identity['content_sha256'][:12]}"
@@ -85,53 +67,45 @@ def _data_mismatch(dataset: str, worker: dict, wanted: dict) -> str:
 
 def execute_task(notebook: str, dataset: str, params: dict, profile: str, notebook_source: bytes,
                  spec: str, stored: dict[str, str], data_mirror: str | None, data_identity: dict,
-                 data_copy: str | None = None) -> dict:
+                 copy: str, data_copy: str | None = None) -> dict:
     """On a worker: execute one notebook in a private folder and return what it produced.
 
+    `copy` is the copy of the dataset the runs train on (the client's, named by
+    `data_identity`); `data_copy` is the job's own choice (None: the published copy).
     Returns {"records": {key: json text}, "weights": {key: bytes}, "notebook": bytes} for the
     runs it trained, or {"error": one line, "failed_notebook": bytes or None} when the
-    notebook failed or the worker's data is not `data_identity` (the client's copy): a failure
-    is a result, not an exception, so it is not retried.
+    notebook failed or the worker's data is not `data_identity`: a failure is a result, not an
+    exception, so it is not retried.
     """
     from . import data
-    from .experiments import notebook_experiments
     from .jobs import Job, one_line
-    from .kernel import execute
+    from .kernel import execute, kernel_env
 
-    with _TASK_LOCK, tempfile.TemporaryDirectory(prefix="lenet-task-") as tmp:
+    worker_identity = data.identity(data.prepare(dataset, mirror=data_mirror, copy=copy))  # cached after the first
+    if worker_identity != data_identity:  # its runs would not be the runs the client's keys name
+        return {"error": _data_mismatch(dataset, worker_identity, data_identity), "failed_notebook": None}
+    with tempfile.TemporaryDirectory(prefix="lenet-task-") as tmp:
         tmp = Path(tmp)
-        folders = {name: tmp / name for name in ("results", "checkpoints", "executed", "notebooks")}
+        folders = {name: tmp / name for name in ("results", "checkpoints", "notebooks")}
         for folder in folders.values():
             folder.mkdir()
         (folders["notebooks"] / f"{notebook}.ipynb").write_bytes(notebook_source)
         (tmp / "sweep.yml").write_text(spec)
         for key, text in stored.items():  # the notebook loads these instead of training them
             (folders["results"] / f"{key}.json").write_text(text)
-        env = {"LENET_RESULTS_DIR": str(folders["results"]), "LENET_CHECKPOINTS_DIR": str(folders["checkpoints"]),
-               "LENET_EXECUTED_DIR": str(folders["executed"]), "LENET_SWEEP_SPEC": str(tmp / "sweep.yml"),
-               "LENET_PROGRESS": "0", "LENET_THREADS": os.environ.get("LENET_THREADS", "1")}
-        with _environment(env):
-            from .experiments import _load
-
-            _load.cache_clear()
-            from .experiments import published_copy
-
-            copy = data_copy or published_copy(dataset)
-            worker_identity = data.identity(data.prepare(dataset, mirror=data_mirror, copy=copy))  # cached after the first
-            if worker_identity != data_identity:  # its runs would not be the runs the client's keys name
-                return {"error": _data_mismatch(dataset, worker_identity, data_identity), "failed_notebook": None}
-            job = Job(notebook, dataset, params, profile,
-                      notebook_experiments(notebook, dataset, profile, data_copy=data_copy, **params), data_copy)
-            try:
-                execute(job, source=folders["notebooks"])
-            except Exception as exc:
-                failed = job.output.with_suffix(".failed.ipynb")
-                return {"error": one_line(exc), "failed_notebook": failed.read_bytes() if failed.exists() else None}
-            keys = {p.stem for p in folders["results"].glob("*.json")} - set(stored)
-            return {"records": {k: (folders["results"] / f"{k}.json").read_text() for k in keys},
-                    "weights": {k: (folders["checkpoints"] / f"{k}.pt").read_bytes() for k in keys
-                                if (folders["checkpoints"] / f"{k}.pt").exists()},
-                    "notebook": job.output.read_bytes()}
+        env = kernel_env(threads=int(os.environ.get("LENET_THREADS", "1")), progress=False,
+                         results=folders["results"], checkpoints=folders["checkpoints"], spec=tmp / "sweep.yml")
+        job, output = Job(notebook, dataset, params, profile, data_copy=data_copy), tmp / "executed.ipynb"
+        try:
+            execute(job, source=folders["notebooks"], output=output, env=env)
+        except Exception as exc:
+            failed = output.with_suffix(".failed.ipynb")
+            return {"error": one_line(exc), "failed_notebook": failed.read_bytes() if failed.exists() else None}
+        keys = {p.stem for p in folders["results"].glob("*.json")} - set(stored)
+        return {"records": {k: (folders["results"] / f"{k}.json").read_text() for k in keys},
+                "weights": {k: (folders["checkpoints"] / f"{k}.pt").read_bytes() for k in keys
+                            if (folders["checkpoints"] / f"{k}.pt").exists()},
+                "notebook": output.read_bytes()}
 
 
 def _stored_records(job) -> dict[str, str]:
@@ -179,10 +153,10 @@ def run_on_cluster(client, todo: list, data_mirror: str | None = None):
     try:
         for job in todo:
             source = (notebooks_dir() / f"{job.notebook}.ipynb").read_bytes()
+            copy = job.configs[0].data_copy
             future = client.submit(execute_task, job.notebook, job.dataset, job.params, job.profile, source, spec,
-                                   _stored_records(job), data_mirror,
-                                   data.identity(data.provenance(job.dataset, job.configs[0].data_copy)),
-                                   job.data_copy, pure=False, key=f"lenet-{job.name}-{os.urandom(4).hex()}")
+                                   _stored_records(job), data_mirror, data.identity(data.provenance(job.dataset, copy)),
+                                   copy, job.data_copy, pure=False, key=f"lenet-{job.name}-{os.urandom(4).hex()}")
             futures[future] = job
         for future in as_completed(futures, loop=client.loop):
             job = futures[future]

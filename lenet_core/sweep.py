@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from . import jobs as jobs_module
 from .experiments import active_profile, check_notebook, load_spec, notebook_experiments, param_sets, profile_settings
 from .jobs import Job, one_line
-from .kernel import WarmKernel, execute
+from .kernel import WarmKernel, execute, kernel_env
 
 
 @dataclass
@@ -88,13 +88,14 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def run_locally(todo: list[Job], jobs: int, executor=None):
+def run_locally(todo: list[Job], jobs: int, executor=None, env: dict[str, str] | None = None):
     """Execute jobs on this machine, `jobs` at once; yields (job, error or None) as each ends.
-    `executor(job)` runs one job; by default `execute` on a warm kernel per thread."""
+    `executor(job)` runs one job; by default `execute` on a warm kernel per thread, started
+    with `env` (see `kernel.kernel_env`)."""
     kernels: dict[int, WarmKernel] = {}
     if executor is None:
         def executor(job):
-            kernel = kernels.setdefault(threading.get_ident(), WarmKernel(jobs_module.notebooks_dir()))
+            kernel = kernels.setdefault(threading.get_ident(), WarmKernel(jobs_module.notebooks_dir(), env))
             execute(job, kernel=kernel)
 
     pool = ThreadPoolExecutor(max_workers=jobs)
@@ -134,12 +135,11 @@ def run(profile: str, only: list[str] | None = None, datasets: list[str] | None 
         completed = cluster.run_on_cluster(client, todo, data_mirror)
     else:
         jobs = jobs or default_jobs()
-        os.environ["LENET_PROGRESS"] = "0"  # the kernels' own bars would interleave
-        if jobs > 1:
-            os.environ["LENET_THREADS"] = "1"
+        # The kernels' own bars would interleave; several notebooks at once train one thread each.
+        env = kernel_env(threads=1 if jobs > 1 else None, progress=False)
         where = f"{jobs} at a time"
         unfinished = "notebooks already running are let finish"
-        completed = run_locally(todo, jobs, executor)
+        completed = run_locally(todo, jobs, executor, env)
     n_runs = sum(len(j.configs) for j in all_jobs)
     n_train = sum(len(j.pending()) for j in todo)
     print(f"sweep {active_profile(profile)}: {len(all_jobs)} notebook executions ({n_runs} runs), "

@@ -208,7 +208,7 @@ def test_a_worker_with_other_data_is_refused_before_it_trains(spec):
     job = sweep.plan("smoke", only=["pooling"])[0][0]
     other = {**data.identity(data.provenance("mnist")), "lossy": True, "content_sha256": "0" * 64}
     outcome = cluster.execute_task(job.notebook, job.dataset, job.params, job.profile, b"", spec.read_text(), {},
-                                   None, other)
+                                   None, other, "official")
     assert outcome["failed_notebook"] is None
     assert outcome["error"].startswith("the worker's mnist (lossless copy, content ")
     assert "is not the data this checkout keys its runs on (lossy copy, content 000000000000)" in outcome["error"]

@@ -179,6 +179,7 @@ def probe_notebook(folder):
                       "leak = n\nprint(os.getpid())"),
         new_code_cell("import matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.show()"),
         new_code_cell('if fail:\n    raise RuntimeError("the probe failed")'),
+        new_code_cell('print(os.environ.get("LENET_THREADS"), os.environ.get("LENET_PROGRESS"))'),
     ])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / "probe.ipynb")
@@ -191,7 +192,7 @@ def probe(n: int, fail: bool = False) -> jobs.Job:
 def kernel_pid(job: jobs.Job) -> int:
     """The kernel process that ran the job, checking that it ran as on a new kernel."""
     cells = [c for c in nbformat.read(job.output, as_version=4).cells if c.cell_type == "code"]
-    assert [c.execution_count for c in cells] == [1, 2, 3, 4, 5]  # papermill's injected cell first
+    assert [c.execution_count for c in cells] == [1, 2, 3, 4, 5, 6]  # papermill's injected cell first
     assert "image/png" in cells[3].outputs[0]["data"]  # figures still show
     return int(cells[2].outputs[0]["text"])
 
@@ -203,7 +204,8 @@ def probe_folder(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_a_warm_kernel_runs_each_notebook_as_a_new_kernel_would(probe_folder):
+def test_a_warm_kernel_runs_each_notebook_as_a_new_kernel_would(probe_folder, monkeypatch):
+    monkeypatch.delenv("LENET_THREADS", raising=False)
     warm = kernel.WarmKernel(probe_folder)
     try:
         kernel.execute(probe(1), kernel=warm)
@@ -216,13 +218,28 @@ def test_a_warm_kernel_runs_each_notebook_as_a_new_kernel_would(probe_folder):
         kernel.execute(probe(4), kernel=warm)
     finally:
         warm.close()
+    kernel.execute(probe(5), env={"LENET_THREADS": "3"})  # a kernel of its own, with these settings
+    assert kernel_settings(probe(5)).split()[0] == "3" and "LENET_THREADS" not in os.environ
     first, second, after_failure = (kernel_pid(probe(n)) for n in (1, 2, 4))
     assert first == second != after_failure
 
 
-def test_a_local_sweep_reuses_one_kernel_per_thread_and_shuts_them_down(probe_folder):
+def kernel_settings(job: jobs.Job) -> str:
+    """What the job's kernel had as LENET_THREADS and LENET_PROGRESS."""
+    cells = [c for c in nbformat.read(job.output, as_version=4).cells if c.cell_type == "code"]
+    return cells[-1].outputs[0]["text"].strip()
+
+
+def test_a_local_sweep_reuses_one_kernel_per_thread_and_shuts_them_down(probe_folder, monkeypatch):
+    monkeypatch.delenv("LENET_THREADS", raising=False)
+    monkeypatch.setenv("LENET_PROGRESS", "1")
+    before = dict(os.environ)
     todo = [probe(n) for n in range(5)]
-    assert [error for _, error in sweep.run_locally(todo, jobs=2)] == [None] * 5
+    env = kernel.kernel_env(threads=1, progress=False)
+    assert env == {"LENET_THREADS": "1", "LENET_PROGRESS": "0"}
+    assert [error for _, error in sweep.run_locally(todo, jobs=2, env=env)] == [None] * 5
+    assert dict(os.environ) == before  # the settings went to the kernels, not into this process
+    assert {kernel_settings(job) for job in todo} == {"1 0"}
     pids = {kernel_pid(job) for job in todo}
     assert 1 <= len(pids) <= 2
     for pid in pids:
