@@ -5,19 +5,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from typing import Any
 
 from .data import COPIES, DATASETS, OFFICIAL
 from .model import ACTIVATIONS, INITIALIZERS, POOLS
+from .registry import AUGMENTATIONS, OPTIMIZERS, SCHEDULES
 
-# Names the training loop understands; it looks them up in these same tables.
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine", "one_cycle", "lecun1998", "bigballon")
-AUGMENTATIONS = ("none", "shift", "flip", "shift_flip")
 PRESETS = ("modern", "classic")
 MAX_SHIFT_PIXELS = 8  # a quarter of the 32x32 input
-# The largest shift of the "shift" augmentations when a run sets none (shift_pixels=0).
+# The largest shift of a shifting augmentation when a run sets none (shift_pixels=0).
 SHIFT_PIXELS = {"mnist": 2, "fashion_mnist": 2, "cifar10": 4}
 
 # Fields added after runs were first stored enter the run key only when set away from their
@@ -27,11 +25,13 @@ KEYED_WHEN_SET = ("shift_pixels", "test_augment", "normalize")
 # data's own identity (its content hash and lossy flag), which tells the copies apart.
 KEYED_THROUGH_DATA = ("data_copy",)
 
-NAME_CHOICES: dict[str, tuple[str, ...]] = {
-    "dataset": tuple(DATASETS),
-    "act": tuple(ACTIVATIONS),
-    "pool": tuple(POOLS),
-    "init": tuple(INITIALIZERS),
+# The tables the training loop looks names up in; their keys are the valid names, read when a
+# RunConfig is built (a name registered later is valid from then on).
+NAME_CHOICES: dict[str, Collection[str]] = {
+    "dataset": DATASETS,
+    "act": ACTIVATIONS,
+    "pool": POOLS,
+    "init": INITIALIZERS,
     "optimizer": OPTIMIZERS,
     "schedule": SCHEDULES,
     "augment": AUGMENTATIONS,
@@ -62,7 +62,7 @@ class RunConfig:
     l1: float = 0.0  # penalty on the sum of |weights| of conv and linear layers
     label_smoothing: float = 0.0
     augment: str = "none"
-    shift_pixels: int = 0  # largest shift of the "shift" augmentations; 0 = the dataset's default (SHIFT_PIXELS)
+    shift_pixels: int = 0  # largest shift of a shifting augment; 0 = the dataset's default (SHIFT_PIXELS)
     # Evaluation (validation and test) averages the predicted probabilities over views of each image:
     # "shift" adds the image moved by one pixel each way (5 views), "flip" its mirror image (x2).
     test_augment: str = "none"
@@ -99,13 +99,15 @@ class RunConfig:
         _check(self.seed >= 0, "seed", self.seed, "must be >= 0")
         _check(0 <= self.shift_pixels <= MAX_SHIFT_PIXELS, "shift_pixels", self.shift_pixels,
                f"must be in [0, {MAX_SHIFT_PIXELS}] (0 uses the dataset's default)")
-        if self.shift_pixels and "shift" not in self.augment:
+        if self.shift_pixels and not AUGMENTATIONS[self.augment].shift:
+            shifting = ", ".join(k for k, a in AUGMENTATIONS.items() if a.shift)
             raise ValueError(f"shift_pixels={self.shift_pixels} needs a shifting augment; got augment "
-                             f"{self.augment!r}; valid: shift, shift_flip")
+                             f"{self.augment!r}; valid: {shifting}")
         for name in ("augment", "test_augment"):
-            if self.dataset == "mnist" and "flip" in getattr(self, name):
+            if self.dataset == "mnist" and AUGMENTATIONS[getattr(self, name)].flip:
+                unflipped = ", ".join(k for k, a in AUGMENTATIONS.items() if not a.flip)
                 raise ValueError(f"{name} {getattr(self, name)!r} flips images, which changes what a digit "
-                                 f"means; valid for mnist: none, shift")
+                                 f"means; valid for mnist: {unflipped}")
 
     # ------------------------------------------------------------ constructors
 

@@ -25,6 +25,7 @@ from .config import SHIFT_PIXELS, RunConfig
 from .data import Splits, splits
 from .diagnostics import trained_summary
 from .model import LeNet5, TableConv2d, count_parameters
+from .registry import AUGMENTATIONS, OPTIMIZERS, SCHEDULES
 
 # Bump when a change alters what a stored run would contain (its numbers or
 # their meaning): the version is part of every run key, so old runs are not reused.
@@ -47,54 +48,6 @@ def pick_device(device: str | None = None) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available here; valid: auto, cpu")
     return torch.device(device)
-
-
-# ---------------------------------------------------------------- optimizers and schedules
-
-def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    o = torch.optim
-    factories = {
-        "sgd": lambda: o.SGD(params, lr=lr, weight_decay=weight_decay),
-        "momentum": lambda: o.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay),
-        "nesterov": lambda: o.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay),
-        "rmsprop": lambda: o.RMSprop(params, lr=lr, weight_decay=weight_decay),
-        "adagrad": lambda: o.Adagrad(params, lr=lr, weight_decay=weight_decay),
-        "adam": lambda: o.Adam(params, lr=lr, weight_decay=weight_decay),
-        "adamw": lambda: o.AdamW(params, lr=lr, weight_decay=weight_decay),
-    }
-    return factories[name]()
-
-
-# The 1998 paper's 20 passes: lr 5e-4 (2 passes), 2e-4 (3), 1e-4 (3), 5e-5 (4), 1e-5 after,
-# as multiples of the first rate.
-LECUN1998 = ((2, 1.0), (5, 0.4), (8, 0.2), (12, 0.1), (math.inf, 0.02))
-
-
-# Multiples of the first rate before half, from half, from three quarters of the run: `step`
-# divides by 10 twice; `bigballon` is BIGBALLON/cifar-10-cnn's LeNet schedule (0.01, 0.005, 0.001
-# over 200 epochs).
-STEPS = {"step": (1.0, 0.1, 0.1**2), "bigballon": (1.0, 0.5, 0.1)}
-
-
-def lr_factor(schedule: str, t: float, epochs: int) -> float:
-    """Multiplier of the base learning rate at fractional epoch t of a run of `epochs`."""
-    if schedule == "constant":
-        return 1.0
-    if schedule in STEPS:  # a factor at half and another at three quarters of the run
-        passed = sum(math.floor(t) >= m * epochs for m in (0.5, 0.75))
-        return STEPS[schedule][passed]
-    if schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * t / epochs))
-    if schedule == "one_cycle":  # torch's OneCycleLR defaults: 30% warm-up from 1/25, cosine both ways
-        warm = 0.3 * epochs
-        if t < warm:
-            return 1 / 25 + (1 - 1 / 25) * 0.5 * (1 - math.cos(math.pi * t / warm))
-        low = 1 / 25 / 1e4
-        return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * (t - warm) / (epochs - warm)))
-    if schedule == "lecun1998":  # the paper's 20 passes, stretched to this run's length
-        p = math.floor(t) * 20 / epochs
-        return next(f for end, f in LECUN1998 if p < end)
-    raise ValueError(f"unknown schedule {schedule!r}")
 
 
 # ---------------------------------------------------------------- augmentation (batched, on device)
@@ -125,10 +78,12 @@ def random_flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def augment(x: torch.Tensor, kind: str, data: Splits, g: torch.Generator, pixels: int = 0) -> torch.Tensor:
-    """Augmentation `kind` of a batch: shifts by up to `pixels` (0: the dataset's default), flips."""
-    if "shift" in kind:
+    """Augmentation `kind` (a name in AUGMENTATIONS) of a batch: shifts by up to `pixels`
+    (0: the dataset's default), then flips."""
+    chosen = AUGMENTATIONS[kind]
+    if chosen.shift:
         x = random_shift(x, pixels or SHIFT_PIXELS[data.name], data.background, g)
-    if "flip" in kind:
+    if chosen.flip:
         x = random_flip(x, g)
     return x
 
@@ -150,15 +105,16 @@ TEST_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 
 def eval_views(x: torch.Tensor, kind: str, fill: torch.Tensor | None = None) -> list[torch.Tensor]:
     """The views of a batch that evaluation with test_augment=`kind` averages over: the images,
-    with "shift" also each moved by one pixel in each direction (filled with `fill`), with
-    "flip" each of those mirrored left to right."""
+    where AUGMENTATIONS[kind].shift also each moved by one pixel in each direction (filled with
+    `fill`), where AUGMENTATIONS[kind].flip each of those mirrored left to right."""
+    chosen = AUGMENTATIONS[kind]
     views = [x]
-    if "shift" in kind:
+    if chosen.shift:
         if fill is None:
             raise ValueError(f"test_augment {kind!r} shifts images and needs the fill value (the dataset's background)")
         padded, (h, w) = _padded(x, 1, fill), x.shape[2:]
         views += [padded[:, :, 1 - dy:1 - dy + h, 1 - dx:1 - dx + w] for dy, dx in TEST_SHIFTS]
-    if "flip" in kind:
+    if chosen.flip:
         views += [v.flip(3) for v in views]
     return views
 
@@ -249,7 +205,8 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
     g = torch.Generator(device=dev).manual_seed(config.seed)  # batch order and augmentation
     layout = torch.channels_last if fast else torch.contiguous_format
     model = LeNet5(**config.model_kwargs()).to(dev, memory_format=layout)
-    optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr, config.weight_decay)
+    optimizer = OPTIMIZERS[config.optimizer](model.parameters(), config.lr, config.weight_decay)
+    lr_factor = SCHEDULES[config.schedule]
     l1_params = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, TableConv2d))]
     steps = math.ceil(n / config.batch_size)
 
@@ -265,10 +222,10 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
         loss_sum = torch.zeros((), device=dev)
         correct = torch.zeros((), device=dev, dtype=torch.long)
         perm = torch.randperm(n, device=dev, generator=g)
-        lr_start = config.lr * lr_factor(config.schedule, epoch, config.epochs)
+        lr_start = config.lr * lr_factor(epoch, config.epochs)
         for step in range(steps):
             for group in optimizer.param_groups:
-                group["lr"] = config.lr * lr_factor(config.schedule, epoch + step / steps, config.epochs)
+                group["lr"] = config.lr * lr_factor(epoch + step / steps, config.epochs)
             idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
             x, y = train_x[idx], train_y[idx]
             if config.augment != "none":

@@ -1,17 +1,81 @@
 import json
+import math
 
 import pytest
+import torch
 
+from lenet_core.cli import build_parser
 from lenet_core.config import KEYED_THROUGH_DATA, KEYED_WHEN_SET, NAME_CHOICES, RunConfig
+from lenet_core.registry import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, register_optimizer, register_schedule
 
 
 @pytest.mark.parametrize("field", NAME_CHOICES)
 def test_unknown_names_are_refused_with_the_choices(field):
     with pytest.raises(ValueError) as err:
         RunConfig(**{field: "nonsense"})
-    message = str(err.value)
-    assert f"unknown {field} 'nonsense'" in message
-    assert all(choice in message for choice in NAME_CHOICES[field])
+    assert str(err.value) == f"unknown {field} 'nonsense'; valid: {', '.join(NAME_CHOICES[field])}"
+
+
+@pytest.mark.parametrize("field, table", [("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                                          ("augment", AUGMENTATIONS), ("test_augment", AUGMENTATIONS)])
+def test_the_valid_names_are_the_registry_tables(field, table):
+    """No second list: RunConfig checks a name against the very table the training loop indexes."""
+    assert NAME_CHOICES[field] is table
+    with pytest.raises(ValueError, match=f"unknown {field} 'lion'; valid: {', '.join(table)}$"):
+        RunConfig(**{field: "lion"})
+
+
+def test_stored_names_stay_valid():
+    """Run records store these names: each must stay registered, with the same meaning for the
+    augmentations."""
+    assert set(OPTIMIZERS) >= {"sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw"}
+    assert set(SCHEDULES) >= {"constant", "step", "cosine", "one_cycle", "lecun1998", "bigballon"}
+    assert {name: (a.shift, a.flip) for name, a in AUGMENTATIONS.items()} == {
+        "none": (False, False), "shift": (True, False), "flip": (False, True), "shift_flip": (True, True)}
+
+
+@pytest.fixture
+def scratch_registry():
+    """Whatever a test registers is gone after it: the tables get back their entries, in order."""
+    tables = (OPTIMIZERS, SCHEDULES)
+    saved = [dict(t) for t in tables]
+    yield
+    for table, entries in zip(tables, saved):
+        table.clear()
+        table.update(entries)
+
+
+def test_a_registered_optimizer_is_accepted(scratch_registry):
+    with pytest.raises(ValueError, match="unknown optimizer 'sign_sgd'"):
+        RunConfig(optimizer="sign_sgd")
+
+    @register_optimizer("sign_sgd")
+    def sign_sgd(params, lr, weight_decay):
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+
+    assert OPTIMIZERS["sign_sgd"] is sign_sgd
+    assert RunConfig(optimizer="sign_sgd", lr=0.1).optimizer == "sign_sgd"
+    assert "sign_sgd" in build_parser().epilog  # the command line lists it among the valid names
+
+
+def test_a_registered_schedule_is_accepted(scratch_registry):
+    register_schedule("halving")(lambda t, epochs: 0.5 ** math.floor(t))
+    assert RunConfig(schedule="halving").schedule == "halving"
+
+
+def test_a_name_is_registered_once(scratch_registry):
+    with pytest.raises(ValueError, match="optimizer 'adam' is already registered"):
+        register_optimizer("adam")(lambda params, lr, weight_decay: None)
+    with pytest.raises(ValueError, match="schedule 'cosine' is already registered"):
+        register_schedule("cosine")(lambda t, epochs: 1.0)
+    assert OPTIMIZERS["adam"].__name__ == "_adam" and SCHEDULES["cosine"].__name__ == "_cosine"
+
+
+def test_the_scratch_registry_cleaned_up():
+    """Runs after the tests above (pytest keeps file order): their names are gone again."""
+    assert "sign_sgd" not in OPTIMIZERS and "halving" not in SCHEDULES
+    with pytest.raises(ValueError, match="unknown optimizer 'sign_sgd'"):
+        RunConfig(optimizer="sign_sgd")
 
 
 @pytest.mark.parametrize("field, value", [

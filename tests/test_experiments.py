@@ -1,23 +1,103 @@
-"""From the sweep specification to run configurations: profiles, per-dataset values, the ladder."""
+"""From the sweep specification to run configurations: the file checked as it loads, profiles,
+per-dataset values, the ladder."""
+
+import re
+from pathlib import Path
 
 import pytest
 
 from lenet_core import experiments
+from lenet_core.schema import SchemaError
+
+SPEC = Path(__file__).resolve().parents[1] / "notebooks" / "sweep.yml"
+
+
+def _use_spec(tmp_path, monkeypatch, text: str) -> Path:
+    spec = tmp_path / "sweep.yml"
+    spec.write_text(text)
+    monkeypatch.setenv("LENET_SWEEP_SPEC", str(spec))
+    experiments._load.cache_clear()
+    return spec
 
 
 def _spec_with_ladder(tmp_path, monkeypatch, ladder: str):
-    spec = (tmp_path / "sweep.yml")
-    spec.write_text(f"""
+    # the ladder's notebook is found by its kind, whatever its name
+    _use_spec(tmp_path, monkeypatch, f"""
 profiles:
   smoke: {{epochs: 3, train_size: 512, seeds: [0], datasets: [mnist]}}
 notebooks:
-  modern:
+  rungs:
+    kind: ladder
     base: {{preset: classic}}
     params: [{{}}]
     ladder: {ladder}
 """)
-    monkeypatch.setenv("LENET_SWEEP_SPEC", str(spec))
+
+
+def test_the_specification_loads_and_says_what_kind_each_notebook_is():
     experiments._load.cache_clear()
+    notebooks = experiments.load_spec()["notebooks"]
+    assert {name: entry.get("kind", "grid") for name, entry in notebooks.items()
+            if entry.get("kind", "grid") != "grid"} == {"modern": "ladder", "published": "setups"}
+    assert experiments.notebook_of_kind("ladder") == "modern"
+    assert experiments.profile_settings("classic", "full")["epochs"] == 20  # an override under `profiles`
+    assert experiments.profile_settings("activation", "full")["epochs"] == 30
+
+
+def _refused(tmp_path, monkeypatch, old: str, new: str) -> str:
+    """The error of loading the published specification with `old` replaced by `new`."""
+    text = SPEC.read_text()
+    assert text.count(old) == 1, old
+    spec = _use_spec(tmp_path, monkeypatch, text.replace(old, new))
+    with pytest.raises(SchemaError) as refused:
+        experiments.load_spec()
+    message = str(refused.value)
+    assert message.startswith(f"{spec}: "), message
+    return message
+
+
+@pytest.mark.parametrize("old, new, where, key, valid", [
+    ("profiles:\n  smoke:", "profils:\n  smoke:", "top level", "profils",
+     "profiles, notebooks, data_copies, data_copies_in_progress, copy_comparison"),
+    ("    params: {pool: [avg, max, subsample]}", "    parms: {pool: [avg, max, subsample]}", "notebooks.pooling",
+     "parms", "kind, base, params, profiles"),
+    ('        title: "d2l.ai LeNet with batch norm"', '        titel: "d2l.ai LeNet with batch norm"',
+     "notebooks.published.setups.d2l_batch_norm", "titel", "title, dataset, reference, config"),
+    ("profiles: {quick: {epochs: 8}, full: {epochs: 60}}", "profiles: {quick: {epoch: 8}, full: {epochs: 60}}",
+     "notebooks.early_stopping.profiles.quick", "epoch", "epochs, train_size, seeds, datasets"),
+    ("profiles: {quick: {epochs: 8}, full: {epochs: 60}}", "profiles: {quik: {epochs: 8}, full: {epochs: 60}}",
+     "notebooks.early_stopping.profiles", "quik", "smoke, quick, full"),
+    ("profiles: {quick: {epochs: 8}, full: {epochs: 60}}", "quick: {epochs: 8}",  # beside the entry's keys
+     "notebooks.early_stopping", "quick", "kind, base, params, profiles"),
+    ("    params: {pool: [avg, max, subsample]}", "    params: {pol: [avg, max, subsample]}",
+     "notebooks.pooling.params", "pol", "dataset, act, pool, init"),
+    ('{rung: "+ ReLU", act: relu}', '{rung: "+ ReLU", actt: relu}', "notebooks.modern.ladder[2]", "actt",
+     "rung, epochs_factor, dataset, act"),
+])
+def test_an_unknown_key_is_refused_with_the_file_where_it_is_and_the_valid_keys(tmp_path, monkeypatch, old, new,
+                                                                                 where, key, valid):
+    message = _refused(tmp_path, monkeypatch, old, new)
+    assert re.search(rf": {re.escape(where)}: unknown key '{key}'( \(.*\))?; valid: {re.escape(valid)}", message), message
+
+
+def test_each_kind_has_its_own_keys_and_an_unknown_kind_is_refused(tmp_path, monkeypatch):
+    message = _refused(tmp_path, monkeypatch, "    params: {pool: [avg, max, subsample]}",
+                       "    params: {pool: [avg, max, subsample]}\n    ladder: [{rung: start}]")
+    assert message.endswith("notebooks.pooling: unknown key 'ladder' (an entry of kind grid); "
+                            "valid: kind, base, params, profiles")
+    message = _refused(tmp_path, monkeypatch, "    kind: setups\n", "    kind: published\n")
+    assert message.endswith("notebooks.published.kind: unknown value 'published'; valid: grid, ladder, setups")
+    message = _refused(tmp_path, monkeypatch, "    kind: ladder\n", "")
+    assert "notebooks.modern: unknown key 'ladder' (an entry of kind grid)" in message
+
+
+def test_a_setup_refers_to_a_result_of_the_reference_file(tmp_path, monkeypatch):
+    message = _refused(tmp_path, monkeypatch, "reference: bigballon_baseline", "reference: bigballon_base")
+    assert ("notebooks.published.setups.bigballon_baseline.reference: unknown result id 'bigballon_base' "
+            "(the results of lenet_core/reference.yml); valid: lecun1998_lenet5, ") in message
+    message = _refused(tmp_path, monkeypatch, "        reference: d2l_lenet\n", "")
+    assert message.endswith("notebooks.published.setups.d2l_lenet: missing 'reference'; "
+                            "required: title, dataset, reference, config; valid: title, dataset, reference, config")
 
 
 def test_every_rung_adds_its_change_to_the_rungs_before(tmp_path, monkeypatch):

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from lenet_core import data
-from lenet_core.config import OPTIMIZERS, SCHEDULES, RunConfig
+from lenet_core.config import RunConfig
 from lenet_core.model import LeNet5
-from lenet_core.train import (LECUN1998, augment, eval_views, evaluate, lr_factor, pick_device,
-                              random_flip, random_shift, train)
+from lenet_core.registry import LECUN1998, OPTIMIZERS, SCHEDULES
+from lenet_core.train import augment, eval_views, evaluate, pick_device, random_flip, random_shift, train
 
 pytestmark = pytest.mark.usefixtures("mnist_ready")
 
@@ -38,22 +38,94 @@ def test_every_optimizer_trains(optimizer):
 def test_every_schedule_trains_and_sets_the_rate(schedule):
     record = train(RunConfig(schedule=schedule, lr=1e-3, **{**TINY, "epochs": 2})).record
     assert record["status"] == "ok"
-    assert [h["lr"] for h in record["history"]] == [1e-3 * lr_factor(schedule, e, 2) for e in range(2)]
+    assert [h["lr"] for h in record["history"]] == [1e-3 * SCHEDULES[schedule](e, 2) for e in range(2)]
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_registered_optimizer_builds_and_takes_a_step(optimizer):
+    """Built from a model's parameters and the config's lr and weight decay, it takes a finite
+    step that moves every parameter and carries the rate it was given."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = OPTIMIZERS[optimizer](model.parameters(), 0.01, 1e-4)
+    assert isinstance(opt, torch.optim.Optimizer)
+    assert all(g["lr"] == 0.01 for g in opt.param_groups)
+    model(torch.randn(8, 4)).square().mean().backward()
+    opt.step()
+    for old, new in zip(before, model.parameters(), strict=True):
+        assert torch.isfinite(new).all() and not torch.equal(old, new)
+
+
+G1, G2 = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64), torch.tensor([0.5, 1.0, -1.0], dtype=torch.float64)
+
+
+def _after_two_steps(optimizer):
+    """A parameter (all ones) after each of two steps of `optimizer` (lr 0.1) on the gradients G1 then G2."""
+    w = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    opt, seen = OPTIMIZERS[optimizer]([w], 0.1, 0.0), []
+    for g in (G1, G2):
+        w.grad = g.clone()
+        opt.step()
+        seen.append(w.detach().clone())
+    return seen
+
+
+def test_nesterov_momentum_and_sgd_update_differently():
+    """On the same gradients, with momentum 0.9 (buffer b1 = G1, b2 = 0.9 G1 + G2): sgd steps by
+    G1 then G2, momentum by b1 then b2, nesterov by G1 + 0.9 b1 then G2 + 0.9 b2. After one step
+    momentum equals sgd; after two, all three differ."""
+    b1, b2 = G1, 0.9 * G1 + G2
+    expected = {"sgd": (G1, G2), "momentum": (b1, b2), "nesterov": (G1 + 0.9 * b1, G2 + 0.9 * b2)}
+    after = {name: _after_two_steps(name) for name in expected}
+    for name, (step1, step2) in expected.items():
+        assert torch.allclose(after[name][0], 1 - 0.1 * step1), name
+        assert torch.allclose(after[name][1], 1 - 0.1 * (step1 + step2)), name
+    assert torch.equal(after["momentum"][0], after["sgd"][0])
+    for a, b in (("nesterov", "momentum"), ("nesterov", "sgd"), ("momentum", "sgd")):
+        assert (after[a][1] - after[b][1]).abs().max() > 0.1, (a, b)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_every_schedule_starts_at_its_start_and_stays_positive(schedule):
+    """Factor 1.0 at t=0 (one_cycle warms up from 1/25), then in (0, 1] at every step of runs of
+    any length: the configured lr is the largest rate of a run."""
+    factor = SCHEDULES[schedule]
+    for epochs in (1, 2, 3, 10, 20, 200):
+        assert factor(0, epochs) == (1 / 25 if schedule == "one_cycle" else 1.0)
+        for t in (e + k / 50 for e in range(epochs) for k in range(50)):  # 50 steps an epoch
+            assert 0 < factor(t, epochs) <= 1, (epochs, t)
+
+
+def test_the_loop_uses_what_the_registry_holds(monkeypatch):
+    """A name added to the tables trains: the loop builds that optimizer and sets that schedule's rates."""
+    built = []
+
+    def plain_sgd(params, lr, weight_decay):
+        built.append((lr, weight_decay))
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+
+    monkeypatch.setitem(OPTIMIZERS, "plain_sgd", plain_sgd)
+    monkeypatch.setitem(SCHEDULES, "halving", lambda t, epochs: 0.5 ** math.floor(t))
+    record = train(RunConfig(optimizer="plain_sgd", schedule="halving", lr=0.04, weight_decay=1e-4,
+                             **{**TINY, "epochs": 2})).record
+    assert record["status"] == "ok" and built == [(0.04, 1e-4)]
+    assert [h["lr"] for h in record["history"]] == [0.04, 0.02]
 
 
 def test_schedule_shapes():
-    assert lr_factor("constant", 7.3, 10) == 1
-    assert [lr_factor("step", e, 8) for e in range(8)] == [1, 1, 1, 1, 0.1, 0.1, pytest.approx(0.01), pytest.approx(0.01)]
+    assert SCHEDULES["constant"](7.3, 10) == 1
+    assert [SCHEDULES["step"](e, 8) for e in range(8)] == [1, 1, 1, 1, 0.1, 0.1, pytest.approx(0.01), pytest.approx(0.01)]
     # BIGBALLON's LeNet: 0.01 until epoch 100 of 200, 0.005 until 150, 0.001 after
-    rates = [0.01 * lr_factor("bigballon", e + 0.5, 200) for e in range(200)]
+    rates = [0.01 * SCHEDULES["bigballon"](e + 0.5, 200) for e in range(200)]
     assert rates == pytest.approx([0.01] * 100 + [0.005] * 50 + [0.001] * 50)
-    assert lr_factor("cosine", 0, 10) == 1 and lr_factor("cosine", 5, 10) == pytest.approx(0.5)
-    assert lr_factor("cosine", 10, 10) == pytest.approx(0, abs=1e-12)
-    assert lr_factor("one_cycle", 0, 10) == pytest.approx(1 / 25)
-    assert lr_factor("one_cycle", 3, 10) == pytest.approx(1)
-    assert lr_factor("one_cycle", 10, 10) == pytest.approx(1 / 25 / 1e4)
+    assert SCHEDULES["cosine"](0, 10) == 1 and SCHEDULES["cosine"](5, 10) == pytest.approx(0.5)
+    assert SCHEDULES["cosine"](10, 10) == pytest.approx(0, abs=1e-12)
+    assert SCHEDULES["one_cycle"](0, 10) == pytest.approx(1 / 25)
+    assert SCHEDULES["one_cycle"](3, 10) == pytest.approx(1)
+    assert SCHEDULES["one_cycle"](10, 10) == pytest.approx(1 / 25 / 1e4)
     # the paper's 20 passes: 5e-4 x2, 2e-4 x3, 1e-4 x3, 5e-5 x4, 1e-5 after
-    rates = [5e-4 * lr_factor("lecun1998", e, 20) for e in range(20)]
+    rates = [5e-4 * SCHEDULES["lecun1998"](e, 20) for e in range(20)]
     assert rates == pytest.approx([5e-4] * 2 + [2e-4] * 3 + [1e-4] * 3 + [5e-5] * 4 + [1e-5] * 8)
     assert LECUN1998[-1][1] == 0.02
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..config import SHIFT_PIXELS
 from ..experiments import profile_settings
+from ..registry import AUGMENTATIONS
 from ..stats import reproduced
 from .cells import cell_of
 from .executed import notebooks_section
@@ -19,7 +20,7 @@ def protocol(config) -> str:
         parts.insert(1, "batch norm")
     if config.augment != "none":
         shift = config.shift_pixels or SHIFT_PIXELS[config.dataset]
-        parts.append(f"augment {config.augment}" + (f" (shifts up to {shift} px)" if "shift" in config.augment else ""))
+        parts.append(f"augment {config.augment}" + (f" (shifts up to {shift} px)" if AUGMENTATIONS[config.augment].shift else ""))
     if config.weight_decay:
         parts.append(f"weight decay {config.weight_decay:g}")
     if config.test_augment != "none":

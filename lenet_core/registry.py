@@ -1,0 +1,155 @@
+"""The named choices of a run that the training loop looks up: optimizers, learning-rate
+schedules and augmentations, each a table from the name a RunConfig stores to what it does.
+
+These tables are the only lists of valid names: RunConfig validates its fields against their
+keys, and the training loop indexes them. Adding an optimizer or a schedule is one decorated
+function here (its name is accepted from then on); the names are part of stored run records
+and never change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+
+# (parameters, lr, weight_decay) -> optimizer. `parameters` is what `model.parameters()` yields;
+# `lr` and `weight_decay` are the RunConfig's. The loop overwrites each group's "lr" every step.
+OptimizerFactory = Callable[[Iterable[torch.nn.Parameter], float, float], torch.optim.Optimizer]
+# (t, epochs) -> multiple of the base learning rate at fractional epoch t in [0, epochs) of a run
+# of `epochs` epochs.
+ScheduleFactor = Callable[[float, int], float]
+
+OPTIMIZERS: dict[str, OptimizerFactory] = {}
+SCHEDULES: dict[str, ScheduleFactor] = {}
+
+
+def _register(table: dict, kind: str, name: str):
+    def add(entry):
+        if name in table:
+            raise ValueError(f"{kind} {name!r} is already registered")
+        table[name] = entry
+        return entry
+    return add
+
+
+def register_optimizer(name: str) -> Callable[[OptimizerFactory], OptimizerFactory]:
+    """Decorator: make `name` a valid RunConfig.optimizer, built by the decorated factory."""
+    return _register(OPTIMIZERS, "optimizer", name)
+
+
+def register_schedule(name: str) -> Callable[[ScheduleFactor], ScheduleFactor]:
+    """Decorator: make `name` a valid RunConfig.schedule, whose factor the decorated function gives."""
+    return _register(SCHEDULES, "schedule", name)
+
+
+# ---------------------------------------------------------------- optimizers
+
+@register_optimizer("sgd")
+def _sgd(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+
+
+@register_optimizer("momentum")
+def _momentum(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+
+
+@register_optimizer("nesterov")
+def _nesterov(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+
+
+@register_optimizer("rmsprop")
+def _rmsprop(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+
+
+@register_optimizer("adagrad")
+def _adagrad(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
+
+
+@register_optimizer("adam")
+def _adam(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+@register_optimizer("adamw")
+def _adamw(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """Adam with decoupled weight decay."""
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+# ---------------------------------------------------------------- learning-rate schedules
+# Every factor starts at 1.0 (one_cycle: at 1/25, warming up to 1.0) and stays in (0, 1] for
+# t in [0, epochs): the configured lr is the largest rate of a run.
+
+@register_schedule("constant")
+def _constant(t: float, epochs: int) -> float:
+    return 1.0
+
+
+def _at_half_and_three_quarters(factors: tuple[float, float, float]) -> ScheduleFactor:
+    """factors[0] until half the run, factors[1] from half, factors[2] from three quarters
+    (counted in whole epochs)."""
+    def factor(t: float, epochs: int) -> float:
+        passed = sum(math.floor(t) >= m * epochs for m in (0.5, 0.75))
+        return factors[passed]
+    return factor
+
+
+# `step` divides the rate by 10 twice; `bigballon` is BIGBALLON/cifar-10-cnn's LeNet schedule
+# (0.01, 0.005, 0.001 over 200 epochs).
+register_schedule("step")(_at_half_and_three_quarters((1.0, 0.1, 0.1**2)))
+register_schedule("bigballon")(_at_half_and_three_quarters((1.0, 0.5, 0.1)))
+
+
+@register_schedule("cosine")
+def _cosine(t: float, epochs: int) -> float:
+    return 0.5 * (1 + math.cos(math.pi * t / epochs))
+
+
+@register_schedule("one_cycle")
+def _one_cycle(t: float, epochs: int) -> float:
+    """torch's OneCycleLR defaults: 30% warm-up from 1/25, cosine both ways, down to 1/25/1e4."""
+    warm = 0.3 * epochs
+    if t < warm:
+        return 1 / 25 + (1 - 1 / 25) * 0.5 * (1 - math.cos(math.pi * t / warm))
+    low = 1 / 25 / 1e4
+    return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * (t - warm) / (epochs - warm)))
+
+
+# The 1998 paper's 20 passes: lr 5e-4 (2 passes), 2e-4 (3), 1e-4 (3), 5e-5 (4), 1e-5 after,
+# as multiples of the first rate: (end of the stretch in passes, factor).
+LECUN1998 = ((2, 1.0), (5, 0.4), (8, 0.2), (12, 0.1), (math.inf, 0.02))
+
+
+@register_schedule("lecun1998")
+def _lecun1998(t: float, epochs: int) -> float:
+    """The paper's 20 passes, stretched to this run's length."""
+    p = math.floor(t) * 20 / epochs
+    return next(f for end, f in LECUN1998 if p < end)
+
+
+# ---------------------------------------------------------------- augmentations
+
+@dataclass(frozen=True)
+class Augment:
+    """What an augmentation name does. In training (RunConfig.augment): `shift` moves each image
+    by a random offset of up to shift_pixels, `flip` mirrors it left to right with probability 1/2.
+    In evaluation (RunConfig.test_augment): `shift` adds the image moved by one pixel each way
+    (5 views), `flip` the mirror image of each view (x2)."""
+
+    shift: bool = False
+    flip: bool = False
+
+
+AUGMENTATIONS: dict[str, Augment] = {
+    "none": Augment(),
+    "shift": Augment(shift=True),
+    "flip": Augment(flip=True),
+    "shift_flip": Augment(shift=True, flip=True),
+}

@@ -1,0 +1,135 @@
+"""The layout of the sweep specification (`notebooks/sweep.yml`), checked as it is loaded.
+
+An unknown key at any level is refused with the file, where it is, the key and the
+valid keys; so is a missing one, a name that is not a dataset, profile, data copy
+or setup, and a published setup that refers to a result the reference file
+(`lenet_core/reference.yml`) does not have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from .config import RunConfig
+from .data import COPIES, DATASETS
+from .schema import Layout
+
+PROFILES = ("smoke", "quick", "full")
+TOP_KEYS = ("profiles", "notebooks", "data_copies", "data_copies_in_progress", "copy_comparison")
+PROFILE_KEYS = ("epochs", "train_size", "seeds", "datasets")
+# What a notebook's entry is: a grid of parameter sets (the default), the cumulative ladder, or
+# published setups re-run with their own protocol. Each kind has its own key beside the common ones.
+KINDS = ("grid", "ladder", "setups")
+ENTRY_KEYS = ("kind", "base", "params", "profiles")
+KIND_KEYS = {"grid": (), "ladder": ("ladder",), "setups": ("setups",)}
+SETUP_KEYS = ("title", "dataset", "reference", "config")
+RUNG_KEYS = ("rung", "epochs_factor")
+PER_DATASET = (*DATASETS, "default")  # the keys of a value chosen per dataset
+
+
+def kind(entry: dict) -> str:
+    """The kind of a notebook's entry: grid unless it says otherwise."""
+    return entry.get("kind", "grid")
+
+
+def config_fields() -> list[str]:
+    return [f.name for f in fields(RunConfig)]
+
+
+def validate(spec, path: Path) -> dict:
+    """`spec` (the parsed file at `path`), checked; returns it unchanged."""
+    check = Layout(path)
+    spec = check.mapping(spec, "", TOP_KEYS, ("profiles", "notebooks"))
+    for name, settings in check.mapping(spec["profiles"], "profiles", PROFILES).items():
+        _profile(check, settings, f"profiles.{name}", PROFILE_KEYS)
+    for key in ("data_copies", "data_copies_in_progress"):
+        for dataset, copy in check.mapping(spec.get(key), key, list(DATASETS)).items():
+            check.choice(copy, f"{key}.{dataset}", COPIES[dataset])
+    notebooks = check.mapping(spec["notebooks"], "notebooks")
+    for name, entry in notebooks.items():
+        _notebook(check, entry, f"notebooks.{name}")
+    if "copy_comparison" in spec:
+        _copy_comparison(check, spec["copy_comparison"], notebooks)
+    return spec
+
+
+def _profile(check: Layout, settings, where: str, required) -> None:
+    settings = check.mapping(settings, where, PROFILE_KEYS, required)
+    if "datasets" in settings:
+        check.names(settings["datasets"], f"{where}.datasets", list(DATASETS))
+
+
+def _config(check: Layout, values, where: str, valid) -> dict:
+    """RunConfig fields (and whatever else `valid` allows); a mapping value is chosen per dataset."""
+    values = check.mapping(values, where, valid)
+    for key, value in values.items():
+        if isinstance(value, dict):
+            check.mapping(value, f"{where}.{key}", PER_DATASET, what="a value chosen per dataset")
+    return values
+
+
+def _notebook(check: Layout, entry, where: str) -> None:
+    entry = check.mapping(entry, where)
+    what = check.choice(kind(entry), f"{where}.kind", KINDS)
+    check.mapping(entry, where, ENTRY_KEYS + KIND_KEYS[what], KIND_KEYS[what], what=f"an entry of kind {what}")
+    _config(check, entry.get("base"), f"{where}.base", ["preset", *config_fields()])
+    for profile, overrides in check.mapping(entry.get("profiles"), f"{where}.profiles", PROFILES).items():
+        _profile(check, overrides, f"{where}.profiles.{profile}", ())
+    setups = _setups(check, entry["setups"], f"{where}.setups") if what == "setups" else {}
+    _params(check, entry.get("params", [{}]), f"{where}.params", what, setups)
+    if what == "ladder":
+        if not isinstance(entry["ladder"], list) or not entry["ladder"]:
+            check.fail(f"{where}.ladder", "expected a list of rungs")
+        for i, rung in enumerate(entry["ladder"]):
+            rung = _config(check, rung, f"{where}.ladder[{i}]", [*RUNG_KEYS, *config_fields()])
+            if "rung" not in rung:
+                check.fail(f"{where}.ladder[{i}]", "missing 'rung' (the rung's name)")
+
+
+def _params(check: Layout, params, where: str, what: str, setups: dict) -> None:
+    """What the sweep varies: RunConfig fields, or (kind setups) names of the entry's `setups`."""
+    valid = ["setup"] if what == "setups" else config_fields()
+    if isinstance(params, dict):  # a mapping of lists: every combination
+        for key, values in _config(check, params, where, valid).items():
+            if not isinstance(values, list):
+                check.fail(f"{where}.{key}", f"expected a list of values; got {values!r}")
+        chosen = params.get("setup", [])
+    elif isinstance(params, list):
+        for i, values in enumerate(params):
+            _config(check, values, f"{where}[{i}]", valid)
+        chosen = [p["setup"] for p in params if "setup" in p]
+    else:
+        check.fail(where, "expected a mapping of lists or a list of mappings")
+    if what == "setups":
+        for name in chosen:
+            check.choice(name, f"{where}.setup", list(setups), "setup")
+
+
+def _setups(check: Layout, setups, where: str) -> dict:
+    from .reference import load
+
+    results = load().results()
+    for name, setup in check.mapping(setups, where).items():
+        setup = check.mapping(setup, f"{where}.{name}", SETUP_KEYS, SETUP_KEYS)
+        check.text(setup["title"], f"{where}.{name}.title")
+        check.choice(setup["dataset"], f"{where}.{name}.dataset", list(DATASETS))
+        ref = setup["reference"]
+        if ref not in results:
+            check.fail(f"{where}.{name}.reference", f"unknown result id {ref!r} (the results of "
+                                                    f"{Layout(load().path).file}); valid: {', '.join(results)}")
+        if results[ref].value is None:
+            check.fail(f"{where}.{name}.reference", f"the result {ref!r} has no value to compare with")
+        _config(check, setup["config"], f"{where}.{name}.config", config_fields())
+    return setups
+
+
+def _copy_comparison(check: Layout, entry, notebooks: dict) -> None:
+    where = "copy_comparison"
+    entry = check.mapping(entry, where, ("dataset", "copy", "rungs", "setups"), ("dataset", "copy"))
+    dataset = check.choice(entry["dataset"], f"{where}.dataset", list(DATASETS))
+    check.choice(entry["copy"], f"{where}.copy", COPIES[dataset])
+    rungs = [r["rung"] for e in notebooks.values() if kind(e) == "ladder" for r in e["ladder"]]
+    setups = [s for e in notebooks.values() if kind(e) == "setups" for s in e["setups"]]
+    check.names(entry.get("rungs", []), f"{where}.rungs", rungs)
+    check.names(entry.get("setups", []), f"{where}.setups", setups)
