@@ -5,14 +5,15 @@
 """
 
 from .config import RunConfig
-from .experiments import describe_network, experiment, ladder, published_setup, setups
+from .experiments import describe_network, experiment, ladder, published_setup, setups, start
 from .data import DATASETS, DataError, prepare, splits
 from .model import LeNet5, count_parameters
+from .runs import Run, Runs
 from .store import run_key, train_or_load
 from .train import ENGINE_VERSION, augmented_examples, evaluate, pick_device, train
 
 __all__ = [
-    "augmented_examples", "describe_network", "experiment", "ladder", "published_setup", "setups",
-    "DATASETS", "DataError", "ENGINE_VERSION", "LeNet5", "RunConfig", "count_parameters",
+    "augmented_examples", "describe_network", "experiment", "ladder", "published_setup", "setups", "start",
+    "DATASETS", "DataError", "ENGINE_VERSION", "LeNet5", "Run", "RunConfig", "Runs", "count_parameters",
     "evaluate", "pick_device", "prepare", "run_key", "splits", "train", "train_or_load",
 ]

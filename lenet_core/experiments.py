@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from .config import RunConfig
 from .paths import project_root
+from .runs import Runs
+from .schema import load_yaml
+from .spec import PROFILES, kind, validate
 
-PROFILES = ("smoke", "quick", "full")
 PROFILE_ENV = "LENET_PROFILE"  # overrides every notebook's profile (CI runs notebooks in smoke)
 
 
@@ -31,11 +31,11 @@ def spec_path() -> Path:
 
 @lru_cache(maxsize=4)
 def _load(path: Path) -> dict:
-    with open(path) as f:
-        return yaml.safe_load(f)
+    return validate(load_yaml(path), path)
 
 
 def load_spec() -> dict:
+    """The sweep specification, checked once per file (`spec.validate` says what is refused)."""
     return _load(spec_path())
 
 
@@ -55,11 +55,20 @@ def check_notebook(notebook: str) -> dict:
     return notebooks[notebook]
 
 
+def notebook_of_kind(of_kind: str) -> str:
+    """The notebook whose entry is of this kind (ladder, setups); there must be exactly one."""
+    names = [n for n, e in load_spec()["notebooks"].items() if kind(e) == of_kind]
+    if len(names) != 1:
+        raise ValueError(f"{spec_path()}: expected one notebook of kind {of_kind}, found "
+                         f"{len(names)}{': ' + ', '.join(names) if names else ''}")
+    return names[0]
+
+
 def profile_settings(notebook: str, profile: str) -> dict:
     """epochs, train_size, seeds and datasets of `profile`, with the notebook's overrides."""
     entry = check_notebook(notebook)
     profile = active_profile(profile)
-    return {**load_spec()["profiles"][profile], **entry.get(profile, {})}
+    return {**load_spec()["profiles"][profile], **(entry.get("profiles") or {}).get(profile, {})}
 
 
 def per_dataset(value, dataset: str):
@@ -117,10 +126,23 @@ class Experiment:
         """The configuration shared by all seeds (shown with seed 0's value)."""
         return self.configs[0]
 
-    def run(self, device: str | None = None, progress: bool | None = None, log=print) -> list[dict]:
+    def run(self, device: str | None = None, progress: bool | None = None, log=print) -> Runs:
+        """Every seed's run: loaded from the store, or trained and stored."""
         from .store import train_or_load
 
-        return [train_or_load(c, device=device, progress=progress, log=log) for c in self.configs]
+        return Runs([train_or_load(c, device=device, progress=progress, log=log) for c in self.configs])
+
+    def stored_runs(self) -> Runs:
+        """The seeds' runs already in the store (nothing is trained); none where the dataset is not
+        prepared on this machine, since no run key can be computed without its data."""
+        from .data import DataError
+        from .store import load, run_key
+
+        try:
+            records = [load(run_key(c)) for c in self.configs]
+        except DataError:
+            records = []
+        return Runs([r for r in records if r is not None], expected=len(self.configs))
 
     def model_at_init(self, seed: int | None = None):
         """The network of this experiment as training starts (seed: the first seed's)."""
@@ -137,11 +159,6 @@ class Experiment:
 
         data = splits(self.dataset, "cpu", self.config.normalize, self.config.data_copy)
         return data.train_x[:n], data.train_y[:n]
-
-    def stored(self) -> bool:
-        from .store import load, run_key
-
-        return all(load(run_key(c)) is not None for c in self.configs)
 
 
 def experiment(notebook: str, *, dataset: str = "mnist", profile: str = "quick",
@@ -170,17 +187,19 @@ def experiment(notebook: str, *, dataset: str = "mnist", profile: str = "quick",
 
 
 def ladder(dataset: str = "mnist", profile: str = "quick", seeds: list[int] | None = None,
-           data_copy: str | None = None) -> list[Experiment]:
-    """The cumulative modernization ladder: rung k = rung k-1 plus one change.
+           data_copy: str | None = None, notebook: str | None = None) -> list[Experiment]:
+    """The cumulative modernization ladder of `notebook` (default: the notebook of kind ladder):
+    rung k = rung k-1 plus one change.
 
     A rung may train longer than the profile: `epochs_factor` multiplies the
     profile's epochs (per dataset, like any value), so the rung stays in
     proportion in every profile.
     """
+    notebook = notebook or notebook_of_kind("ladder")
     changes: dict = {}
     rungs = []
-    epochs = profile_settings("modern", profile)["epochs"]
-    for rung in check_notebook("modern")["ladder"]:
+    epochs = profile_settings(notebook, profile)["epochs"]
+    for rung in check_notebook(notebook)["ladder"]:
         rung = dict(rung)
         name = rung.pop("rung")
         factor = per_dataset(rung.pop("epochs_factor", None), dataset)
@@ -189,38 +208,56 @@ def ladder(dataset: str = "mnist", profile: str = "quick", seeds: list[int] | No
                 raise ValueError(f"rung {name!r}: epochs_factor must be a positive number, got {factor!r}")
             rung["epochs"] = max(1, round(epochs * factor))
         changes.update(rung)
-        rungs.append(experiment("modern", dataset=dataset, profile=profile, seeds=seeds, label=name,
+        rungs.append(experiment(notebook, dataset=dataset, profile=profile, seeds=seeds, label=name,
                                 data_copy=data_copy, **changes))
     return rungs
 
 
-def setups() -> dict[str, dict]:
-    """The published setups the `published` notebook re-runs, by name."""
-    return check_notebook("published")["setups"]
+def setups(notebook: str | None = None) -> dict[str, dict]:
+    """The published setups `notebook` (default: the notebook of kind setups) re-runs, by name.
+
+    Each is its entry in the spec (title, dataset, config, reference) with the published result
+    it refers to in `lenet_core/reference.yml`: source (where it is published), published (the
+    result as text), published_value (a fraction), published_metric (ours in the same metric),
+    and goal_within where the study sets itself a goal for it (points).
+    """
+    from .reference import load
+
+    reference = load()
+    out = {}
+    for name, entry in check_notebook(notebook or notebook_of_kind("setups"))["setups"].items():
+        ref = reference.result(entry["reference"])
+        out[name] = {**entry, "source": ref.citation or reference.source_of(ref.id).name, "published": ref.text,
+                     "published_value": ref.value, "published_metric": ref.metric}
+        if ref.id in reference.reproduce_within:
+            out[name]["goal_within"] = reference.reproduce_within[ref.id]
+    return out
 
 
-def check_setup(setup: str) -> dict:
-    known = setups()
+def check_setup(setup: str, notebook: str | None = None) -> dict:
+    known = setups(notebook)
     if setup not in known:
         raise ValueError(f"unknown setup {setup!r}; valid: {', '.join(known)}")
     return known[setup]
 
 
 def published_setup(setup: str, dataset: str | None = None, profile: str = "quick",
-                    seeds: list[int] | None = None, data_copy: str | None = None) -> Experiment:
+                    seeds: list[int] | None = None, data_copy: str | None = None,
+                    notebook: str | None = None) -> Experiment:
     """A published setup with its own protocol, on its own dataset (any other is refused).
 
     In the full profile the setup trains for its published number of epochs on
     all the training data; the shorter profiles keep their own budget.
     """
-    entry = check_setup(setup)
+    notebook = notebook or notebook_of_kind("setups")
+    entry = check_setup(setup, notebook)
     if dataset not in (None, entry["dataset"]):
         raise ValueError(f"setup {setup!r} is published on {entry['dataset']} only; got dataset {dataset!r}; "
                          f"valid: {entry['dataset']}")
     config = dict(entry["config"])
     if active_profile(profile) != "full":
         config.pop("epochs", None)
-    return experiment("published", dataset=entry["dataset"], profile=profile, seeds=seeds,
+    return experiment(notebook, dataset=entry["dataset"], profile=profile, seeds=seeds,
                       label=entry["title"], data_copy=data_copy, **config)
 
 
@@ -239,7 +276,7 @@ def copy_comparison(profile: str = "full") -> list[CopyComparison]:
     from .data import OFFICIAL, check_copy
 
     entry = load_spec().get("copy_comparison")
-    if not entry or entry["dataset"] not in profile_settings("modern", profile)["datasets"]:
+    if not entry or entry["dataset"] not in profile_settings(notebook_of_kind("ladder"), profile)["datasets"]:
         return []
     dataset, copy = entry["dataset"], check_copy(entry["dataset"], entry["copy"])
     pairs = []
@@ -256,11 +293,13 @@ def copy_comparison(profile: str = "full") -> list[CopyComparison]:
 
 def notebook_experiments(notebook: str, dataset: str, profile: str, seeds=None, data_copy: str | None = None,
                          **params) -> list[Experiment]:
-    """The experiments one execution of `notebook` trains or loads (the ladder for `modern`)."""
-    if notebook == "modern":
-        return ladder(dataset=dataset, profile=profile, seeds=seeds, data_copy=data_copy)
-    if notebook == "published":
-        return [published_setup(params["setup"], dataset, profile, seeds, data_copy)]
+    """The experiments one execution of `notebook` trains or loads, by the kind of its entry: every
+    rung of a ladder, the published setup `params["setup"]`, or one experiment of a grid."""
+    of_kind = kind(check_notebook(notebook))
+    if of_kind == "ladder":
+        return ladder(dataset=dataset, profile=profile, seeds=seeds, data_copy=data_copy, notebook=notebook)
+    if of_kind == "setups":
+        return [published_setup(params["setup"], dataset, profile, seeds, data_copy, notebook)]
     return [experiment(notebook, dataset=dataset, profile=profile, seeds=seeds, data_copy=data_copy, **params)]
 
 
@@ -275,3 +314,11 @@ def describe_network(config: RunConfig) -> str:
             f"init={config.init}, C3 table={'1998 partial' if config.c3_table else 'full'}, "
             f"batch norm={'on' if config.batch_norm else 'off'}, dropout={config.dropout}; "
             f"{count_parameters(model):,} trainable parameters")
+
+
+def start(notebook: str, **parameters) -> Experiment:
+    """A chapter notebook's opening: its experiment from the notebook's parameters (every name
+    checked before anything is trained), and the network it trains described."""
+    exp = experiment(notebook, **parameters)
+    print(describe_network(exp.config))
+    return exp

@@ -177,8 +177,6 @@ class LeNet5(nn.Module):
                                   ("initialization", init, INITIALIZERS)):
             if name not in valid:
                 raise ValueError(f"unknown {kind} {name!r}; valid: {', '.join(valid)}")
-        self.config = dict(in_channels=in_channels, act=act, pool=pool, init=init,
-                           dropout=dropout, batch_norm=batch_norm, c3_table=c3_table)
 
         def pooling(channels):
             if pool == "subsample":  # the 1998 layer squashes its own output

@@ -1,4 +1,4 @@
-"""The book's figures, drawn from run records (the dicts `train` returns and the store keeps).
+"""The book's figures, drawn from stored runs (`Runs`, or the records `train` returns and the store keeps).
 
 Every function draws into an Axes it is given, or into a new figure, and
 returns the Figure, so a notebook can either compose panels or show one plot.
@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from .runs import Run, Runs  # noqa: E402
 from .stats import summarize  # noqa: E402
 
 # Readable axis labels for record fields; anything else is shown as its key.
@@ -77,9 +78,9 @@ def _to_numpy(values) -> np.ndarray:
 
 # ---------------------------------------------------------------- training curves
 
-def _curve(record: dict, metric: str, x: str) -> tuple[np.ndarray, np.ndarray]:
-    """(x, metric) per epoch of one record; None (a diverged epoch) becomes nan."""
-    history = record["history"]
+def _curve(run: Run, metric: str, x: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, metric) per epoch of one run; None (a diverged epoch) becomes nan."""
+    history = run.history
     y = np.array([np.nan if h.get(metric) is None else h[metric] for h in history], dtype=float)
     if x == "epoch":
         xs = np.array([h["epoch"] for h in history], dtype=float)
@@ -105,7 +106,7 @@ def _nan_reduce(a: np.ndarray, reduce) -> np.ndarray:
     return np.array([reduce(col[ok]) if ok.any() else np.nan for col, ok in zip(a.T, finite.T)])
 
 
-def learning_curves(groups: Mapping[str, Sequence[dict]], metric: str = "val_acc", x: str = "epoch",
+def learning_curves(groups: Mapping[str, Runs | Sequence[dict]], metric: str = "val_acc", x: str = "epoch",
                     ax: Axes | None = None) -> Figure:
     """One line per group: the mean over its seeds of `metric` per epoch, with a min..max band.
 
@@ -118,14 +119,14 @@ def learning_curves(groups: Mapping[str, Sequence[dict]], metric: str = "val_acc
     """
     ax = _new_axes(ax)
     for label, records in groups.items():
-        curves = [_curve(r, metric, x) for r in records]
+        runs = Runs(records)
+        curves = [_curve(r, metric, x) for r in runs]
         xs, ys = _stack([c[0] for c in curves]), _stack([c[1] for c in curves])
         x_mean = _nan_reduce(np.where(np.isfinite(ys), xs, np.nan), np.mean)
         mean = _nan_reduce(ys, np.mean)
-        diverged = sum(r.get("status") == "diverged" for r in records)
-        name = f"{label} (diverged {diverged}/{len(records)})" if diverged else label
+        name = f"{label} (diverged {runs.diverged}/{len(runs)})" if runs.diverged else label
         (line,) = ax.plot(x_mean, mean, marker="o", markersize=3, label=name)
-        if len(records) > 1:
+        if len(runs) > 1:
             ax.fill_between(x_mean, _nan_reduce(ys, np.min), _nan_reduce(ys, np.max),
                             color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_xlabel(_label(x))
@@ -164,7 +165,7 @@ def reference_line(ax: Axes, value: float, label: str) -> Figure:
 
 # ---------------------------------------------------------------- results across seeds
 
-def seed_scatter(groups: Mapping[str, Sequence[dict]], metric: str = "test_acc_best",
+def seed_scatter(groups: Mapping[str, Runs | Sequence[dict]], metric: str = "test_acc_best",
                  ax: Axes | None = None) -> Figure:
     """Per group, each seed's `metric` as a dot and the mean with its 95% t-interval.
 
@@ -176,7 +177,7 @@ def seed_scatter(groups: Mapping[str, Sequence[dict]], metric: str = "test_acc_b
     ax = _new_axes(ax, figsize=(max(4.0, 1.2 * len(groups) + 2), 4.0))
     ticks = []
     for i, (label, records) in enumerate(groups.items()):
-        values = [r["metrics"].get(metric) for r in records]
+        values = [r.metric(metric) for r in Runs(records)]
         finite = np.array([v for v in values if v is not None], dtype=float)
         jitter = np.linspace(-0.12, 0.12, len(finite)) if len(finite) > 1 else np.zeros(len(finite))
         ax.scatter(i + jitter, finite, s=18, color="0.45", zorder=2)
@@ -195,17 +196,18 @@ def seed_scatter(groups: Mapping[str, Sequence[dict]], metric: str = "test_acc_b
     return ax.figure
 
 
-def confusion(record: dict, classes: Sequence[str], ax: Axes | None = None) -> Figure:
+def confusion(run: Run | dict, classes: Sequence[str], ax: Axes | None = None) -> Figure:
     """Row-normalized test confusion matrix (best-validation weights): row i is how class i is classified.
 
     Rows are normalized so each class reads as rates whatever its test count.
     A diverged record has no matrix and gets an empty panel saying so.
     """
     ax = _new_axes(ax, figsize=(6.0, 5.2))
-    cm = record["metrics"].get("test_confusion_best")
+    run = run if isinstance(run, Run) else Run(run)
+    cm = run.metric("test_confusion_best")
     ax.set_title("confusion matrix (row-normalized)")
     if cm is None:
-        ax.text(0.5, 0.5, f"{record.get('status', 'no result')}: no confusion matrix",
+        ax.text(0.5, 0.5, f"{run.status}: no confusion matrix",
                 ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return ax.figure
@@ -344,7 +346,7 @@ def save(fig: Figure, path) -> None:
     plt.close(fig)
 
 
-def chapter_figure(labels: Sequence[str], values: Sequence[Sequence[float]], records: Sequence[Sequence[dict]],
+def chapter_figure(labels: Sequence[str], values: Sequence[Sequence[float]], records: Sequence[Runs],
                    baseline: int | None, title: str, path, missing: Sequence[str] | None = None) -> None:
     """A chapter's figure for one dataset: accuracy bars per setting above the settings'
     validation curves (one above the other: the book's text column is narrow)."""

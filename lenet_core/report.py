@@ -1,9 +1,14 @@
-"""Tables of run records: per seed, and the mean with its 95% confidence interval."""
+"""Tables of stored runs: per seed, and the mean with its 95% confidence interval.
+
+Every function takes the runs of one setting as `Runs` or as the records `Experiment.run`
+and the store return.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from .runs import Runs
 from .stats import reproduced, summarize
 
 # record metric -> column title; accuracies are shown in percent
@@ -14,36 +19,33 @@ SEED_COLUMNS = {
 }
 
 
-def seed_table(records: list[dict]) -> pd.DataFrame:
+def seed_table(records: Runs | list[dict]) -> pd.DataFrame:
     """One row per seed, then a row with mean ± 95% CI of each accuracy column."""
+    runs = Runs(records)
     rows = []
-    for r in records:
-        m = r["metrics"]
-        row = {"seed": r["config"]["seed"], "status": r["status"],
-               "best epoch": m["best_epoch"], "epochs run": m["epochs_run"]}
-        row.update({title: _pct(m[key]) for key, title in SEED_COLUMNS.items()})
-        row["train s"] = round(r["provenance"]["train_seconds"], 1)
+    for r in runs:
+        row = {"seed": r.seed, "status": r.status,
+               "best epoch": r.metric("best_epoch"), "epochs run": r.metric("epochs_run")}
+        row.update({title: _pct(r.metric(key)) for key, title in SEED_COLUMNS.items()})
+        row["train s"] = round(r.provenance["train_seconds"], 1)
         rows.append(row)
     table = pd.DataFrame(rows)
-    ok = [r for r in records if r["status"] == "ok"]
-    summary = {"seed": "mean ± 95% CI", "status": f"{len(ok)}/{len(records)} ok",
+    summary = {"seed": "mean ± 95% CI", "status": f"{len(runs.ok)}/{len(runs)} ok",
                "best epoch": "", "epochs run": ""}
-    summary.update({title: summarize(r["metrics"][key] for r in ok).format()
-                    for key, title in SEED_COLUMNS.items()})
-    summary["train s"] = round(sum(r["provenance"]["train_seconds"] for r in records), 1)
+    summary.update({title: runs.summary(key).format() for key, title in SEED_COLUMNS.items()})
+    summary["train s"] = round(runs.total("train_seconds"), 1)
     return pd.concat([table.astype(object), pd.DataFrame([summary])], ignore_index=True)
 
 
-def headline(records: list[dict], metric: str = "test_acc_best") -> str:
+def headline(records: Runs | list[dict], metric: str = "test_acc_best") -> str:
     """'test accuracy 98.91 ± 0.12 (n=3) at the best-validation epoch; data: ...' for prose."""
-    ok = [r for r in records if r["status"] == "ok"]
-    diverged = len(records) - len(ok)
-    text = f"test accuracy {summarize(r['metrics'][metric] for r in ok).format()} %"
+    runs = Runs(records)
+    text = f"test accuracy {runs.summary(metric).format()} %"
     text += " at the best-validation epoch" if metric.endswith("best") else " at the last epoch"
-    if diverged:
-        text += f"; {diverged} of {len(records)} seeds diverged"
-    if records:
-        text += f"; data: {records[0]['data']['title']}, {records[0]['data']['copy']}"
+    if runs.diverged:
+        text += f"; {runs.diverged} of {len(runs)} seeds diverged"
+    if runs:
+        text += f"; data: {runs[0].data['title']}, {runs[0].data['copy']}"
     return text
 
 
@@ -51,26 +53,41 @@ def _pct(value):
     return None if value is None else round(100 * value, 2)
 
 
-def gap_table(records: list[dict]) -> pd.DataFrame:
+def gap_table(records: Runs | list[dict]) -> pd.DataFrame:
     """Train and validation accuracy at the last epoch, and the gap between them, per seed."""
     rows = []
-    for r in records:
-        last = r["history"][-1]
+    for r in Runs(records):
+        last = r.history[-1]
         if last["train_acc"] is None:
             continue
-        rows.append({"seed": r["config"]["seed"], "train acc": _pct(last["train_acc"]),
+        rows.append({"seed": r.seed, "train acc": _pct(last["train_acc"]),
                      "val acc": _pct(last["val_acc"]),
                      "gap (points)": round(100 * (last["train_acc"] - last["val_acc"]), 2)})
     return pd.DataFrame(rows)
+
+
+def stopping_table(records: Runs | list[dict]) -> pd.DataFrame:
+    """Per seed: how many epochs early stopping let run (of how many), the best epoch, and test
+    accuracy with the last epoch's weights and with the restored best ones."""
+    return pd.DataFrame([{"seed": r.seed, "epochs run": r.metric("epochs_run"), "of": r.config.epochs,
+                          "best epoch": r.metric("best_epoch"), "stopped early": r.metric("stopped_early"),
+                          "test acc, last epoch": r.metric("test_acc_last"),
+                          "test acc, restored best": r.metric("test_acc_best")} for r in Runs(records)])
+
+
+def sparsity_table(records: Runs | list[dict]) -> pd.DataFrame:
+    """Per seed that did not diverge: the fraction of weights that are (near) zero, over the whole
+    network and per layer (`diagnostics.weight_summary`)."""
+    return pd.DataFrame({f"seed {r.seed}": {"all": r.diagnostics["weights"]["sparsity"],
+                                            **r.diagnostics["weights"]["layer_sparsity"]}
+                         for r in Runs(records).ok}).T.round(4)
 
 
 def sweep_table(notebook: str, dataset: str, profile: str, seeds=None, data_copy: str | None = None) -> pd.DataFrame:
     """Every parameter set the sweep runs for `notebook`, from the run store only (nothing is
     trained): mean ± 95% CI of test accuracy, seeds stored, seeds diverged (on `data_copy`,
     default the copy the book publishes)."""
-    from .experiments import param_sets
-    from .store import load, run_key
-    from .experiments import notebook_experiments
+    from .experiments import notebook_experiments, param_sets
 
     rows = []
     for params in param_sets(notebook):
@@ -79,16 +96,15 @@ def sweep_table(notebook: str, dataset: str, profile: str, seeds=None, data_copy
         except ValueError:
             continue  # not applicable to this dataset
         for exp in exps:
-            stored = [r for r in (load(run_key(c)) for c in exp.configs) if r is not None]
-            ok = [r for r in stored if r["status"] == "ok"]
+            stored = exp.stored_runs()
             rows.append({**params, **({"rung": exp.label} if exp.label else {}),
-                         "test acc (best-val epoch)": summarize(r["metrics"]["test_acc_best"] for r in ok).format(),
-                         "seeds stored": f"{len(stored)}/{len(exp.configs)}",
-                         "diverged": len(stored) - len(ok)})
+                         "test acc (best-val epoch)": stored.summary().format(),
+                         "seeds stored": f"{len(stored)}/{stored.expected}",
+                         "diverged": stored.diverged})
     return pd.DataFrame(rows)
 
 
-def overview(records: list[dict], label: str = "") -> None:
+def overview(records: Runs | list[dict], label: str = "") -> None:
     """What every notebook shows first: the seed table, the headline, the learning curves,
     and where the classes are many and confusable, the confusion matrix of the first seed."""
     import matplotlib.pyplot as plt
@@ -97,34 +113,33 @@ def overview(records: list[dict], label: str = "") -> None:
     from . import plots
     from .data import DATASETS
 
-    display(seed_table(records))
-    display(Markdown(f"**{label or 'This configuration'}**: {headline(records)}."))
-    groups = {label or "runs": records}
+    runs = Runs(records)
+    display(seed_table(runs))
+    display(Markdown(f"**{label or 'This configuration'}**: {headline(runs)}."))
+    groups = {label or "runs": runs}
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
     plots.learning_curves(groups, metric="train_loss", ax=axes[0])
     plots.learning_curves(groups, metric="val_loss", ax=axes[1])
     plots.learning_curves(groups, metric="val_acc", ax=axes[2])
     plt.show()
-    first = next((r for r in records if r["status"] == "ok"), None)
-    dataset = records[0]["config"]["dataset"] if records else "mnist"
-    if first is not None and dataset != "mnist":
-        plots.confusion(first, DATASETS[dataset].classes)
+    if runs.ok and runs[0].dataset != "mnist":
+        plots.confusion(runs.ok[0], DATASETS[runs[0].dataset].classes)
         plt.show()
 
 
-def _published_values(source: dict, records: list[dict]) -> tuple[list[float], list[float]]:
+def _published_values(source: dict, records: Runs | list[dict]) -> tuple[list[float], list[float]]:
     """Ours in the source's metric, per seed that did not diverge: at the best-validation
     epoch and at the last epoch (the sources report the end of training)."""
-    ok = [r for r in records if r["status"] == "ok"]
-    best = [r["metrics"][source["published_metric"]] for r in ok]
+    runs = Runs(records)
+    best = runs.values(source["published_metric"])
     if source["published_metric"].startswith("val"):
-        last = [r["history"][-1]["val_acc"] for r in ok]
+        last = [r.history[-1]["val_acc"] for r in runs.ok]
     else:
-        last = [r["metrics"]["test_acc_last"] for r in ok]
+        last = runs.values("test_acc_last")
     return best, last
 
 
-def published_comparison(source: dict, records: list[dict]) -> pd.DataFrame:
+def published_comparison(source: dict, records: Runs | list[dict]) -> pd.DataFrame:
     """A published setup's number beside ours in the same metric (mean ± 95% CI over seeds),
     the range of our seeds, how far our mean is from the published number, and whether the
     published run lies where one more run of ours would (stats.reproduced)."""
@@ -141,7 +156,7 @@ def published_comparison(source: dict, records: list[dict]) -> pd.DataFrame:
         "diverged": len(records) - len(best)}])
 
 
-def published_curves(source: dict, records: list[dict]):
+def published_curves(source: dict, records: Runs | list[dict]):
     """Our validation accuracy per epoch (mean, band over the seeds) and the published number
     as a horizontal line (a test accuracy where the source reports test accuracy)."""
     from . import plots
@@ -152,15 +167,14 @@ def published_curves(source: dict, records: list[dict]):
                                 f"published {what} accuracy ({100 * source['published_value']:g}%)")
 
 
-def ladder_table(rungs, records: dict[str, list[dict]]) -> pd.DataFrame:
+def ladder_table(rungs, records: dict[str, Runs | list[dict]]) -> pd.DataFrame:
     """One row per rung of the modernization ladder: what it changed and its test accuracy."""
     rows, before = [], None
     for rung in rungs:
         now = rung.config.to_dict()
         changed = [f"{k}={v}" for k, v in now.items() if before is not None and v != before[k]]
-        ok = [r for r in records[rung.label] if r["status"] == "ok"]
+        runs = Runs(records[rung.label])
         rows.append({"rung": rung.label, "change": ", ".join(changed) or "(the 1998 network)",
-                     "test acc (best-val epoch)": summarize(r["metrics"]["test_acc_best"] for r in ok).format(),
-                     "diverged": len(records[rung.label]) - len(ok)})
+                     "test acc (best-val epoch)": runs.summary().format(), "diverged": runs.diverged})
         before = now
     return pd.DataFrame(rows)

@@ -72,8 +72,8 @@ def reproduced(values: Iterable[float], published: float) -> str:
 
 
 def welch_p(a: Iterable[float], b: Iterable[float]) -> float:
-    """Two-sided p-value of Welch's t-test; nan when either side has fewer than two values
-    or both are constant and equal."""
+    """Two-sided p-value of Welch's t-test; nan when either side has fewer than two values.
+    When both sides are constant the test is undefined: 1 if they are equal, 0 if not."""
     a = np.asarray([v for v in a if v is not None], dtype=float)
     b = np.asarray([v for v in b if v is not None], dtype=float)
     if len(a) < 2 or len(b) < 2:

@@ -85,8 +85,3 @@ def train_or_load(config: RunConfig, *, device: str | None = None, progress: boo
     if log:
         log(f"trained and stored run {describe(run.record)}")
     return run.record
-
-
-def stored_records() -> list[dict]:
-    """Every record in the store (for summaries)."""
-    return [r for r in (load(p.stem) for p in sorted(results_dir().glob("*.json"))) if r is not None]

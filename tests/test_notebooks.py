@@ -78,3 +78,32 @@ def test_a_real_smoke_sweep_through_papermill(tmp_path):
     assert any(o.get("output_type") == "display_data" for c in executed.cells for o in c.get("outputs", []))
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert "3 already done, 0 runs to train" in again.stdout
+
+
+def code_cells(name: str) -> list[list[str]]:
+    """The code lines of each code cell (blank lines and comments left out), except the parameters
+    cell: papermill needs each notebook's parameters written out in the notebook itself."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    return [[line.strip() for line in c.source.splitlines() if line.strip() and not line.strip().startswith("#")]
+            for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
+
+
+def repeated_blocks(cells: dict[str, list[list[str]]], size: int = 6) -> list[str]:
+    """Every run of `size` lines of one cell that stands in another notebook's cell (or twice in one)."""
+    seen, repeated = {}, []
+    for name, code_cells_ in cells.items():
+        for c, code in enumerate(code_cells_):
+            for i in range(len(code) - size + 1):
+                block = tuple(code[i:i + size])
+                if block in seen and seen[block] != (name, c, i):
+                    repeated.append(f"{seen[block][0]} and {name}: {' / '.join(block)}")
+                seen.setdefault(block, (name, c, i))
+    return repeated
+
+
+def test_no_block_of_six_code_lines_is_written_in_two_notebooks():
+    """What notebooks share lives in lenet_core (the opening is `lc.start`, tables are in `report`)."""
+    assert repeated_blocks({name: code_cells(name) for name in NAMES}) == []
+    same = [f"x = {i}" for i in range(6)]
+    assert len(repeated_blocks({"a": [["a = 1", *same]], "b": [[*same, "b = 2"]]})) == 1  # the check can fail
+    assert repeated_blocks({"a": [same[:3]], "b": [same[3:]]}) == []  # a block lies within one cell

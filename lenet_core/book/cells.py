@@ -2,66 +2,44 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from ..data import DataError
 from ..experiments import notebook_experiments
-from ..stats import Summary, summarize, welch_p
+from ..runs import Runs
 from .markdown import pct
 
 
-@dataclass
-class Cell:
-    """The stored runs of one experiment (one setting on one dataset, all seeds)."""
+class Cell(Runs):
+    """The stored runs of one experiment (one setting on one dataset, all seeds), or a setting
+    the dataset does not allow (`applicable` False)."""
 
-    expected: int = 0  # seeds the profile asks for
-    records: list[dict] = field(default_factory=list)  # the stored ones
-    applicable: bool = True
-
-    @property
-    def ok(self) -> list[dict]:
-        return [r for r in self.records if r["status"] == "ok"]
+    def __init__(self, runs=(), expected: int = 0, applicable: bool = True):
+        super().__init__(runs, expected)
+        self.applicable = applicable
 
     @property
     def missing(self) -> str:
         """Why the cell has no value to show: not applicable, nothing stored, or every seed diverged."""
-        return "n/a" if not self.applicable else "no runs stored" if not self.records else "diverged"
-
-    def values(self, metric: str = "test_acc_best") -> list[float]:
-        return [r["metrics"][metric] for r in self.ok if r["metrics"].get(metric) is not None]
-
-    def summary(self, metric: str = "test_acc_best") -> Summary:
-        return summarize(self.values(metric))
+        return "n/a" if not self.applicable else "no runs stored" if not self.runs else "diverged"
 
     def text(self, metric: str = "test_acc_best") -> str:
         """'98.91 ± 0.12 (n=3)', or what is missing: '– (0/3 seeds stored)', 'diverged (3/3)'."""
         if not self.applicable:
             return "n/a"
-        if not self.records:
+        if not self.runs:
             return f"– (0/{self.expected} seeds stored)"
-        diverged = len(self.records) - len(self.ok)
         if not self.ok:
-            return f"diverged ({diverged}/{len(self.records)})"
+            return f"diverged ({self.diverged}/{len(self.runs)})"
         text = self.summary(metric).format()
         notes = []
-        if len(self.records) < self.expected:
-            notes.append(f"{len(self.records)}/{self.expected} seeds stored")
-        if diverged:
-            notes.append(f"{diverged} diverged")
+        if len(self.runs) < self.expected:
+            notes.append(f"{len(self.runs)}/{self.expected} seeds stored")
+        if self.diverged:
+            notes.append(f"{self.diverged} diverged")
         return text + (f", {', '.join(notes)}" if notes else "")
 
 
-def stored_record(config) -> dict | None:
-    from ..store import load, run_key
-
-    try:
-        return load(run_key(config))
-    except DataError:  # the dataset is not prepared here, so no key can be computed
-        return None
-
-
 def cell_of(exp) -> Cell:
-    return Cell(len(exp.configs), [r for r in map(stored_record, exp.configs) if r is not None])
+    stored = exp.stored_runs()
+    return Cell(stored, stored.expected)
 
 
 def experiment_cell(notebook: str, dataset: str, profile: str, params: dict) -> Cell:
@@ -72,36 +50,28 @@ def experiment_cell(notebook: str, dataset: str, profile: str, params: dict) -> 
     return cell_of(exp)
 
 
-def welch(a: list[float], b: list[float]) -> float:
-    import warnings
-
-    with warnings.catch_warnings():  # nearly equal seeds: scipy warns about precision, the p is still fine
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return welch_p(a, b)
-
-
 def epochs_to_target(cell: Cell, target: float) -> str:
     if not cell.applicable:
         return "n/a"
-    if not cell.records:
+    if not cell.runs:
         return "–"
     reached = []
-    for r in cell.records:
-        hit = next((h["epoch"] for h in r["history"] if h["val_acc"] is not None and h["val_acc"] >= target), None)
+    for r in cell.runs:
+        hit = next((h["epoch"] for h in r.history if h["val_acc"] is not None and h["val_acc"] >= target), None)
         if hit is not None:
             reached.append(hit)
     if not reached:
         return "not reached"
     mean = sum(reached) / len(reached)
-    return f"{mean:.1f} ({len(reached)}/{len(cell.records)} seeds)"
+    return f"{mean:.1f} ({len(reached)}/{len(cell.runs)} seeds)"
 
 
 def last_epoch_gap(cell: Cell) -> str:
     if not cell.applicable:
         return "n/a"
-    last = [r["history"][-1] for r in cell.ok if r["history"] and r["history"][-1]["train_acc"] is not None]
+    last = [r.history[-1] for r in cell.ok if r.history and r.history[-1]["train_acc"] is not None]
     if not last:
-        return "–" if not cell.records else "diverged"
+        return "–" if not cell.runs else "diverged"
     train = sum(h["train_acc"] for h in last) / len(last)
     val = sum(h["val_acc"] for h in last) / len(last)
     return f"{100 * (train - val):+.2f} ({pct(train)} − {pct(val)}, n={len(last)})"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from .. import plots
 from ..experiments import param_sets, profile_settings
-from .cells import experiment_cell, epochs_to_target, last_epoch_gap, welch
+from ..stats import welch_p
+from .cells import experiment_cell, epochs_to_target, last_epoch_gap
 from .executed import notebooks_section
 from .markdown import GENERATED, IMAGES, cifar_note, dataset_title, figure_md, format_p, md_table, profile_text, setting_label
 from .reference import TARGETS, Chapter
@@ -20,7 +21,7 @@ def chapter_fragment(chapter: Chapter, profile: str, out_dir: Path) -> str:
     labels = [setting_label(p) for p in sets]
     base = sets.index(chapter.baseline) if chapter.baseline in sets else None
     grid = {d: [experiment_cell(nb, d, profile, p) for p in sets] for d in datasets}
-    stored = sum(len(c.records) for cells in grid.values() for c in cells)
+    stored = sum(len(c.runs) for cells in grid.values() for c in cells)
     expected = sum(c.expected for cells in grid.values() for c in cells)
 
     out = [f"## Summary\n\nProfile **{profile}**: {profile_text(settings)}; "
@@ -48,7 +49,7 @@ def chapter_fragment(chapter: Chapter, profile: str, out_dir: Path) -> str:
             elif base is None or not cell.applicable:
                 row.append("–")
             else:
-                row.append(format_p(welch(cell.values(), grid[d][base].values())))
+                row.append(format_p(welch_p(cell.values(), grid[d][base].values())))
         rows.append(row)
     out.append("### Test accuracy\n\n"
                "Test accuracy (%) at each run's best-validation epoch: mean ± 95% confidence interval "
@@ -61,12 +62,12 @@ def chapter_fragment(chapter: Chapter, profile: str, out_dir: Path) -> str:
     out.append("### Per dataset\n")
     any_figure = False
     for d in datasets:
-        if not any(c.records for c in grid[d]):
+        if not any(c.runs for c in grid[d]):
             continue
         any_figure = True
         name = f"{nb}_{d}.png"
         cells = grid[d]
-        plots.chapter_figure(labels, [c.values() for c in cells], [c.records for c in cells], base,
+        plots.chapter_figure(labels, [c.values() for c in cells], [c.runs for c in cells], base,
                              f"{chapter.title} on {dataset_title(d)} ({profile} profile)",
                              out_dir / GENERATED / IMAGES / name, missing=[c.missing for c in cells])
         out.append(figure_md(f"{GENERATED}/{IMAGES}/{name}", f"{chapter.title} on {dataset_title(d)}",

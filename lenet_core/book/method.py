@@ -43,8 +43,8 @@ def method_fragment(profile: str) -> str:
     rows = []
     for name in PROFILES:
         p = spec["profiles"][name]
-        overrides = [f"{nb}: " + ", ".join(f"{k} {v}" for k, v in entry[name].items())
-                     for nb, entry in spec["notebooks"].items() if name in entry]
+        overrides = [f"{nb}: " + ", ".join(f"{k} {v}" for k, v in entry["profiles"][name].items())
+                     for nb, entry in spec["notebooks"].items() if name in (entry.get("profiles") or {})]
         rows.append([f"**{name}**" if name == profile else name, str(p["epochs"]),
                      "all" if not p["train_size"] else f"{p['train_size']:,}",
                      ", ".join(map(str, p["seeds"])), ", ".join(dataset_title(d) for d in p["datasets"]),
@@ -113,7 +113,7 @@ def copy_comparison_fragment(profile: str) -> str:
         return "\n".join(out + [f"Measured in the full profile only; this build shows the **{profile}** profile.\n"])
     official = [cell_of(p.official) for p in pairs]
     other = [cell_of(p.other) for p in pairs]
-    stored, expected = sum(len(c.records) for c in official), sum(c.expected for c in official)
+    stored, expected = sum(len(c.runs) for c in official), sum(c.expected for c in official)
     if "official" in copies_in_progress() or stored < expected:
         return "\n".join(out + [f"Pending: {stored} of {expected} runs of this comparison on the official files "
                                  f"are stored. The comparison appears here when all of them are.\n"])

@@ -7,7 +7,8 @@ from pathlib import Path
 from .. import plots
 from ..experiments import ladder, profile_settings
 from ..train import view_count
-from .cells import cell_of, experiment_cell, welch
+from ..stats import welch_p
+from .cells import cell_of, experiment_cell
 from .executed import notebooks_section
 from .markdown import GENERATED, IMAGES, cifar_note, dataset_title, figure_md, format_p, md_table, profile_text
 from .reference import CHAPTERS, CLASSIC_GOAL, GOALS, PUBLISHED
@@ -19,16 +20,17 @@ def goals_fragment(profile: str, ladders: dict, cells: dict, classic: dict) -> s
            f"seeds at the best-validation epoch, {profile} profile). The modernized network keeps LeNet-5's "
            "widths (6 and 16 filters, 120 and 84 units); its best rung is the one with the highest mean.\n"]
     rows = []
-    error, slack = CLASSIC_GOAL
-    if "mnist" in classic:
-        c = classic["mnist"]
+    error, slack = CLASSIC_GOAL.error, CLASSIC_GOAL.error_within
+    if CLASSIC_GOAL.dataset in classic:
+        c = classic[CLASSIC_GOAL.dataset]
         if c.values():
             ours = 100 - 100 * c.summary().mean
             verdict = "**reached**" if abs(ours - error) <= slack else "**not reached**"
             reached = f"{ours:.2f}% test error ({c.text()} accuracy)"
         else:
             verdict, reached = "not measured yet", c.text()
-        rows.append(["MNIST", f"1998 network: test error within {slack} points of the paper's {error}%",
+        rows.append([dataset_title(CLASSIC_GOAL.dataset),
+                     f"1998 network: test error within {slack} points of the paper's {error}%",
                      reached, verdict])
     for goal in GOALS:
         if goal.dataset not in ladders:
@@ -53,7 +55,7 @@ def goals_fragment(profile: str, ladders: dict, cells: dict, classic: dict) -> s
                 verdict = f"**not reached**: {goal.modern - mean:.2f} points short, above the published number"
             else:
                 verdict = f"**not reached**: {goal.modern - mean:.2f} points short"
-            if len(cell.records) < cell.expected:
+            if len(cell.runs) < cell.expected:
                 verdict += " (not every seed stored yet)"
             views = "" if rung.config.test_augment == "none" else \
                 f", {view_count(rung.config.test_augment)} test-time views"
@@ -87,7 +89,7 @@ def published_goal_rows(profile: str) -> list[list[str]]:
         verdict = ("**reached**" if abs(gap) <= within
                    else f"**not reached**: {abs(gap):.2f} points {'below' if gap < 0 else 'above'} "
                         f"(the Published page lists the differences between the protocols)")
-        if len(cell.records) < cell.expected:
+        if len(cell.runs) < cell.expected:
             verdict += " (not every seed stored yet)"
         rows.append([dataset_title(entry["dataset"]), goal, cell.text(metric), verdict])
     return rows
@@ -126,10 +128,11 @@ def results_fragment(profile: str, out_dir: Path) -> str:
         start, end = cells[d][0], cells[d][-1]
         if start.summary().n and end.summary().n:
             gain = f"{100 * (end.summary().mean - start.summary().mean):+.2f}"
-            p = format_p(welch(end.values(), start.values()))
+            p = format_p(welch_p(end.values(), start.values()))
         else:
             gain = p = "–"
-        published = "99.05 (LeCun et al. 1998)" if d == "mnist" else "–"
+        published = (f"{100 * CLASSIC_GOAL.reference.value:.2f} ({CLASSIC_GOAL.cited_as})"
+                     if d == CLASSIC_GOAL.dataset else "–")
         rows.append([dataset_title(d), classic[d].text(), start.text(), f"**{end.text()}**", gain, p, published])
     out.append(md_table(["dataset", "LeNet-5 (1998), classic notebook", "1998 network, ladder start",
                          f"fully modernized ({top})", "gain (points)", "p", "published, 1998 network"], rows))
@@ -141,7 +144,7 @@ def results_fragment(profile: str, out_dir: Path) -> str:
     for d in datasets:
         rungs = ladders[d]
         out.append(f"### {dataset_title(d)}\n")
-        if any(c.records for c in cells[d]):
+        if any(c.runs for c in cells[d]):
             name = f"ladder_{d}.png"
             plots.ladder_figure([r.label for r in rungs], [c.values() for c in cells[d]],
                                 f"The ladder on {dataset_title(d)} ({profile} profile)",
@@ -149,13 +152,13 @@ def results_fragment(profile: str, out_dir: Path) -> str:
             out.append(figure_md(f"{GENERATED}/{IMAGES}/{name}", f"ladder on {dataset_title(d)}",
                                f"{dataset_title(d)}: test accuracy per rung, bar = mean, whisker = 95% CI, dots = seeds; "
                                f"the top rung is orange; the axis is zoomed to the data."))
-        changes = ladder_table(rungs, {r.label: c.records for r, c in zip(rungs, cells[d])})["change"].tolist()
+        changes = ladder_table(rungs, {r.label: c.runs for r, c in zip(rungs, cells[d])})["change"].tolist()
         rows = []
         for i, (rung, cell) in enumerate(zip(rungs, cells[d])):
             prev = cells[d][i - 1] if i else None
             if prev is not None and prev.summary().n and cell.summary().n:
                 delta = f"{100 * (cell.summary().mean - prev.summary().mean):+.2f}"
-                p = format_p(welch(cell.values(), prev.values()))
+                p = format_p(welch_p(cell.values(), prev.values()))
             else:
                 delta = p = "–"
             rows.append([rung.label, f"`{changes[i]}`" if i else changes[i], cell.text(), delta, p])
@@ -167,7 +170,8 @@ def results_fragment(profile: str, out_dir: Path) -> str:
                "several select on the test set or report validation accuracy), so read the pairs as a sanity "
                "check of the order of magnitude, not as a replication. Our column uses the same metric as the "
                "published one (test, or validation where the source reports validation accuracy). The published "
-               "numbers and their protocols are kept in `PUBLISHED` in `lenet_core/book/reference.py`.\n")
+               "numbers and their protocols are kept in `lenet_core/reference.yml`, the one file every published "
+               "number of this study comes from.\n")
     for source in PUBLISHED:
         out.append(f"### {source.name}\n\n*{source.where}*; {source.protocol}.\n")
         rows = []
