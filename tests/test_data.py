@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lenet_core import data
+from lenet_core import catalog, data, sources
 from lenet_core.paths import mirror_dir
 
 @pytest.fixture
@@ -44,15 +44,15 @@ def test_unknown_dataset_lists_the_choices():
 
 def test_idx_parsing():
     raw = bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 3]) + bytes(range(6))
-    assert data._parse_idx(raw).tolist() == [[[0, 1, 2]], [[3, 4, 5]]]
+    assert sources._parse_idx(raw).tolist() == [[[0, 1, 2]], [[3, 4, 5]]]
     with pytest.raises(ValueError):
-        data._parse_idx(b"\x00\x00\x0d\x01")
+        sources._parse_idx(b"\x00\x00\x0d\x01")
 
 
 @pytest.mark.usefixtures("mnist_ready")
 def test_prepared_mnist_is_verified_and_described():
     prov = data.provenance("mnist")
-    assert prov["files"] == data.IDX_SHA256["mnist"]  # the official checksums
+    assert prov["files"] == catalog.IDX_SHA256["mnist"]  # the official checksums
     assert prov["lossy"] is False and (prov["n_train"], prov["n_test"]) == (60_000, 10_000)
     raw = data.load_uint8("mnist")
     assert raw["train_x"].dtype == torch.uint8 and raw["train_x"].shape == (60_000, 1, 28, 28)
@@ -61,7 +61,7 @@ def test_prepared_mnist_is_verified_and_described():
 def test_prepared_cifar10_copies_are_tagged():
     official, jpeg = data.provenance("cifar10"), data.provenance("cifar10", "jpeg")
     assert official["lossy"] is False and jpeg["lossy"] is True
-    assert jpeg["files"] == {data.CIFAR_JPEG_ARCHIVE: data.CIFAR_JPEG_SHA256}
+    assert jpeg["files"] == {catalog.CIFAR_JPEG_ARCHIVE: catalog.CIFAR_JPEG_SHA256}
     assert official["content_sha256"] != jpeg["content_sha256"]
     for prov in (official, jpeg):
         assert prov["shape"] == [3, 32, 32] and (prov["n_train"], prov["n_test"]) == (50_000, 10_000)
@@ -179,7 +179,7 @@ def test_a_cifar10_file_with_another_checksum_stops_naming_it_and_caches_nothing
     with pytest.raises(data.DataError) as err:
         data.prepare("cifar10", mirror=bad)
     message = str(err.value)
-    found = data._md5(bad / "cifar-10-batches-py" / "data_batch_3")
+    found = catalog.file_md5(bad / "cifar-10-batches-py" / "data_batch_3")
     assert "data_batch_3" in message and expected in message and found in message and found != expected
     assert "python -m lenet_core data prepare cifar10 --force" in message
     assert not fresh_data_dir.exists() or not any(fresh_data_dir.iterdir())
@@ -190,7 +190,7 @@ def test_the_jpeg_copy_is_imported_only_by_name_and_tagged_lossy(mirror, fresh_d
         data.prepare("mnist", mirror=mirror, copy="jpeg")
     prov = data.prepare("cifar10", mirror=mirror, copy="jpeg")
     assert prov["lossy"] is True and prov["copy_name"] == "jpeg"
-    assert prov["files"] == {data.CIFAR_JPEG_ARCHIVE: data.CIFAR_JPEG_SHA256}
+    assert prov["files"] == {catalog.CIFAR_JPEG_ARCHIVE: catalog.CIFAR_JPEG_SHA256}
     assert (fresh_data_dir / "cifar10-jpeg.pt").exists() and not (fresh_data_dir / "cifar10.pt").exists()
     assert data.load_uint8("cifar10", "jpeg")["train_x"].shape == (50_000, 3, 32, 32)
 
