@@ -1,18 +1,44 @@
-"""The command line end to end, as a user types it (real subprocesses)."""
+"""The command line end to end: each command as a user types it, run in this process through
+`cli.main` (what `python -m lenet_core` calls), and the entry points themselves as real
+subprocesses."""
 
+import io
 import json
 import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 
 import pytest
+
+from lenet_core import cli as entry
 
 pytestmark = pytest.mark.usefixtures("mnist_ready")
 
 
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "lenet_core", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), cwd=cwd, timeout=300)
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args) -> Done:
+    """`python -m lenet_core ARGS`: its exit status and what it printed."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = entry.main(list(args))
+        except SystemExit as exc:  # argparse's --help and usage errors
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    return Done(code, out.getvalue(), err.getvalue())
+
+
+def test_the_entry_point_runs_as_a_user_types_it():
+    done = subprocess.run([sys.executable, "-m", "lenet_core", "data", "prepare", "svhn"], capture_output=True,
+                          text=True, env=os.environ.copy(), timeout=300)
+    assert done.returncode == 2 and "unknown dataset 'svhn'" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_train_then_load_then_test(tmp_path):
@@ -82,8 +108,6 @@ def test_help_lists_commands_and_names():
 
 
 def test_book_render_writes_the_pages_and_the_old_entry_point_still_works(tmp_path, capsys):
-    from lenet_core import cli as entry
-
     out = tmp_path / "book"
     assert entry.main(["book", "render", "--profile", "smoke", "--out", str(out)]) == 0
     assert "rendered" in capsys.readouterr().out

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lenet_core.model import (ACTIVATIONS, C3_TABLE, INITIALIZERS, POOLS, LeNet5, ScaledTanh,
@@ -32,9 +33,25 @@ def test_c3_table_has_the_papers_1516_parameters():
 
 
 def test_c3_table_gradients_reach_only_connected_kernels():
+    """Each connected kernel gets the gradient a dense convolution gives that kernel, and an input
+    map reaches only the output maps the table connects it to."""
+    torch.manual_seed(0)
     conv = TableConv2d(6, C3_TABLE)
-    conv(torch.randn(2, 6, 14, 14)).sum().backward()
-    assert conv.weight.grad.shape == (60, 25) and conv.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        conv.weight.normal_()
+    x, upstream = torch.randn(2, 6, 14, 14), torch.randn(2, 16, 10, 10)
+    (conv(x) * upstream).sum().backward()
+    dense = conv.dense_weight().detach().requires_grad_()
+    (F.conv2d(x, dense, conv.bias.detach()) * upstream).sum().backward()
+    assert conv.weight.grad.shape == (60, 25)
+    assert torch.allclose(conv.weight.grad, dense.grad.view(16 * 6, 25)[conv.rows], rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        for j in range(6):
+            only_j = torch.zeros_like(x)
+            only_j[:, j] = x[:, j]
+            out = conv(only_j) - conv.bias.view(1, -1, 1, 1)
+            reached = {i for i in range(16) if out[:, i].abs().sum() > 0}
+            assert reached == {i for i, inputs in enumerate(C3_TABLE) if j in inputs}, j
 
 
 @pytest.mark.parametrize("channels", [1, 3])
