@@ -72,7 +72,8 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 
 from lenet_core.config import RunConfig
-from lenet_core.data import DATASETS, IDX_SHA256, load_uint8, split_indices, splits
+from lenet_core.catalog import IDX_SHA256
+from lenet_core.data import DATASETS, load_uint8, split_indices, splits
 from lenet_core.model import LeNet5
 from lenet_core.paths import mirror_dir, project_root
 from lenet_core.train import EVAL_BATCH, evaluate, pick_device, train
