@@ -10,6 +10,8 @@ export DATA_MIRROR
 # results/, so `make book` on a fresh clone loads them and trains nothing.
 PROFILE   ?= full
 JOBS      ?=
+# Test processes for `make test` (one per core of a 2-core machine).
+TEST_JOBS ?= 2
 # A Dask scheduler address (tcp://HOST:8786) runs the sweep's notebooks on that cluster;
 # WORKER_MIRROR is the dataset mirror folder on the workers (default: they download).
 SCHEDULER ?=
@@ -49,12 +51,14 @@ data/%.json: | $(INSTALLED)
 	$(BIN)/python -m lenet_core data prepare $*
 
 # The notebooks run in the smoke profile against a throwaway run store, so the
-# committed store in results/ only ever holds real profiles' runs.
+# committed store in results/ only ever holds real profiles' runs. TEST_JOBS processes share
+# the tests (pytest-xdist, one thread each); a notebook's cells stay together in one of them.
 test: install data
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS)
 	@store=$$(mktemp -d) && trap 'rm -rf "$$store"' EXIT && \
 	LENET_PROFILE=smoke LENET_RESULTS_DIR=$$store/results LENET_CHECKPOINTS_DIR=$$store/checkpoints \
-	LENET_PROGRESS=0 $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider notebooks/
+	LENET_PROGRESS=0 LENET_THREADS=1 $(BIN)/python -m pytest --nbval-lax -n $(TEST_JOBS) --dist loadscope \
+	-p no:cacheprovider notebooks/
 
 SWEEP_ARGS = --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS)) \
 	$(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(WORKER_MIRROR),--data-mirror $(WORKER_MIRROR))

@@ -1,8 +1,17 @@
 """Shared fixtures: every test gets its own empty run store; data comes from `make data`."""
 
+import os
+
 import pytest
+import torch
 
 from lenet_core import data
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker is one of several processes sharing the cores: one thread each."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
