@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .config import RunConfig
 from .paths import project_root
-from .runs import Runs
+from .records import Runs
 from .schema import load_yaml
 from .spec import PROFILES, kind, validate
 

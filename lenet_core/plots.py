@@ -5,7 +5,7 @@ returns the Figure, so a notebook can either compose panels or show one plot.
 A diverged run (status "diverged", None values in its last epoch, no test
 metrics) is drawn as far as it got and named as diverged; it never raises.
 
-Styling is set in one place (`_style`, `_new_axes`) and kept plain, so every
+Styling is set in one place (`style`, `_new_axes`) and kept plain, so every
 chapter's figures look alike without seaborn.
 """
 
@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .runs import Run, Runs  # noqa: E402
+from .records import Run, Runs  # noqa: E402
 from .stats import summarize  # noqa: E402
 
 # Readable axis labels for record fields; anything else is shown as its key.
@@ -53,7 +53,7 @@ def _label(key: str) -> str:
     return LABELS.get(key, key.replace("_", " "))
 
 
-def _style(ax: Axes) -> Axes:
+def style(ax: Axes) -> Axes:
     """The house style: light grid behind the data, no top/right frame."""
     ax.grid(True, alpha=0.3, linewidth=0.6)
     ax.set_axisbelow(True)
@@ -136,7 +136,7 @@ def learning_curves(groups: Mapping[str, Runs | Sequence[dict]], metric: str = "
         ax.xaxis.get_major_locator().set_params(integer=True)
     if groups:
         ax.legend(frameon=False)
-    _style(ax)
+    style(ax)
     return ax.figure
 
 
@@ -192,7 +192,7 @@ def seed_scatter(groups: Mapping[str, Runs | Sequence[dict]], metric: str = "tes
     ax.set_xlim(-0.6, len(ticks) - 0.3)
     ax.set_ylabel(_label(metric))
     ax.set_title("seeds (dots) and their mean with 95% interval")
-    _style(ax)
+    style(ax)
     return ax.figure
 
 
@@ -256,7 +256,7 @@ def histograms(values: Mapping[str, object], bins: int = 50, ax=None, *, xlabel:
             panel.hist(data[np.isfinite(data)], bins=bins, color="tab:blue", alpha=0.8)
         panel.set_title(name)
         panel.set_xlabel(xlabel)
-        _style(panel)
+        style(panel)
     for panel in axes[len(values):]:
         panel.set_visible(False)
     return axes[0].figure
@@ -299,7 +299,7 @@ def image_grid(images, mean, std, labels=None, classes: Sequence[str] | None = N
 
 
 __all__ = ["LABELS", "confusion", "histograms", "image_grid", "learning_curves", "mark_epochs",
-           "seed_scatter"]
+           "seed_scatter", "style"]
 
 
 # ---------------------------------------------------------------- the book's summary figures
@@ -334,7 +334,7 @@ def accuracy_bars(ax: Axes, labels: Sequence[str], values: Sequence[Sequence[flo
     ax.set_yticks(y, labels)
     ax.set_xlim(left, right)
     ax.set_xlabel(LABELS[metric] + " (%)")
-    return _style(ax)
+    return style(ax)
 
 
 def save(fig: Figure, path) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .runs import Runs
+from .records import Runs
 from .stats import reproduced, summarize
 
 # record metric -> column title; accuracies are shown in percent

@@ -85,6 +85,13 @@ def test_a_chapter_summary_shows_means_best_p_values_and_what_is_missing(tmp_pat
     assert "2.0 (2/2 seeds)" in text and "not reached" in text  # epochs to 98%: max got there, avg not
     assert (tmp_path / book.GENERATED / book.IMAGES / "pooling_mnist.png").stat().st_size > 0
     assert "No executed notebooks of `pooling` yet" in text
+    # what was found, first on the page, with the numbers of the comparison in it
+    found = text.split("## What we found")[1].split("## Summary")[0]
+    assert text.index("## What we found") < text.index("## Summary")
+    assert "1 comparison with the baseline (`pool=max`), 2 seeds a side" in found
+    assert "`pool=avg` (-1.50 points, 95% CI" in found and "None can be told apart" in found
+    assert "Not compared (fewer than two seeds trained to the end on a side): `pool=subsample`" in found
+    assert "`pool=subsample`: every seed of 1 failed: seed 0: its loss diverged" in found
 
 
 @pytest.mark.usefixtures("mnist_ready")
@@ -92,6 +99,7 @@ def test_every_page_renders_from_an_empty_store(tmp_path):
     for chapter in book.CHAPTERS:
         text = book.chapter_fragment(chapter, "smoke", tmp_path)
         assert "– (0/2 seeds stored)" in text and "No runs stored yet" in text
+        assert "## What we found" in text and "Nothing to compare yet" in text
         assert len([line for line in text.splitlines() if line.startswith("| `")]) >= \
             len(param_sets(chapter.notebook))
     results = book.results_fragment("smoke", tmp_path)
@@ -99,9 +107,37 @@ def test_every_page_renders_from_an_empty_store(tmp_path):
     # the top rung trains longer than the ladder's budget, and the headline says for how long
     assert ("the same network at the start of the ladder with the ladder's budget (1 epoch" in results
             and 'every change applied: 2 epochs on MNIST)' in results)
+    assert "## What we found" in results and "Along the ladder: Nothing to compare yet" in results
     assert "No runs of this profile are stored yet" in book.method_fragment("smoke")
     assert "| **smoke** |" in book.reproduce_fragment("smoke")
     assert not (tmp_path / book.GENERATED).exists()  # no figures without runs
+
+
+@pytest.mark.usefixtures("mnist_ready")
+def test_every_chapter_of_the_published_book_states_what_it_found_with_numbers(monkeypatch):
+    """From the committed store (full profile): each chapter, on each dataset, compares its settings
+    and says so with numbers; the ladder's seeds that fell back to chance are explained."""
+    import re
+
+    from lenet_core.book.cells import cell_of
+    from lenet_core.book.found import chapter_findings, chapter_section, failed_seeds, ladder_family
+    from lenet_core.experiments import ladder, profile_settings
+    from lenet_core.findings import family_sentences
+    from lenet_core.paths import project_root
+
+    monkeypatch.setenv("LENET_RESULTS_DIR", str(project_root() / "results"))  # the committed store, read only
+    for chapter in book.CHAPTERS:
+        found = {d: chapter_findings(chapter, d, "full") for d in profile_settings(chapter.notebook, "full")["datasets"]}
+        text = chapter_section(found)
+        for d, f in found.items():
+            assert [c for c in f.family.contrasts if c.verdict != "untested"], (chapter.notebook, d)
+        assert len(re.findall(r"[+-]\d+\.\d\d points, 95% CI", text)) >= len(found), chapter.notebook
+    rungs = ladder(dataset="mnist", profile="full")
+    cells = [cell_of(r) for r in rungs]
+    labels = [r.label for r in rungs]
+    assert "**Better** than the rung before" in family_sentences(ladder_family(labels, cells), None, "the rung before")
+    failures = failed_seeds(labels, cells, "mnist")
+    assert "`+ full C3 connections`: seeds" in failures and "of F6's units" in failures
 
 
 @pytest.mark.usefixtures("mnist_ready")
@@ -267,7 +303,7 @@ def site(tmp_path_factory, mnist_ready):
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     pages = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
     try:
-        yield {"base": f"http://127.0.0.1:{server.server_address[1]}/", "pages": pages, "html": html}
+        yield {"base": f"http://127.0.0.1:{server.server_address[1]}/", "pages": pages, "html": html, "root": root}
     finally:
         server.shutdown()
         server.server_close()
@@ -359,13 +395,35 @@ def test_the_site_builds_and_every_page_works_in_a_browser(site, browser):
         assert ["setting", "MNIST", "p (MNIST)"] in headers, f"{chapter.notebook}: no summary table in {headers}"
         rows = page.locator("table").first.locator("tbody tr").count()
         assert rows == len(param_sets(chapter.notebook)), chapter.notebook
+        assert page.locator("section#what-we-found").count() == 1, f"{chapter.notebook}: no 'What we found'"
         page.close()
+    page, _ = _open(browser, f"{base}book/pooling.html")
+    found = page.locator("section#what-we-found").inner_text()
+    assert "comparisons with the baseline" in found and " points, 95% CI " in found  # swept: numbers
+    page.close()
     pooling = urllib.request.urlopen(f"{base}book/pooling.html").read().decode()
     assert "± " in pooling and "(n=2)" in pooling  # pooling was swept: real numbers, not dashes
 
     page, _ = _open(browser, f"{base}book/results.html")
     assert page.locator("img[src*='ladder_mnist']").count() == 1
+    found = page.locator("section#what-we-found").inner_text()
+    assert "Along the ladder: " in found and " points, 95% CI " in found
+    forest = page.locator("section#what-we-found img[src*='forest']")
+    assert forest.count() == 1 and forest.evaluate("i => i.naturalWidth") > 0  # loaded, not broken
     shots = ROOT / "_build" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "results.png"), full_page=True)
     page.close()
+
+    page, _ = _open(browser, f"{base}book/intro.html")
+    network = page.locator("img[src*='network']")
+    assert network.count() == 1 and network.evaluate("i => i.naturalWidth") > 0
+    page.close()
+    page, _ = _open(browser, f"{base}book/reproduce.html")
+    link = page.locator("a:has-text('runs.csv')")
+    assert link.count() == 1
+    with urllib.request.urlopen(link.evaluate("a => a.href")) as r:
+        rows = r.read().decode().strip().splitlines()
+    page.close()
+    stored = sorted(p.stem for p in (site["root"] / "results").glob("*.json"))
+    assert rows[0].startswith("key,status,dataset,") and sorted(line.split(",")[0] for line in rows[1:]) == stored

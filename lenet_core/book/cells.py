@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..experiments import notebook_experiments
-from ..runs import Runs
+from ..records import Runs
 from .markdown import pct
 
 

@@ -9,6 +9,7 @@ from ..experiments import param_sets, profile_settings
 from ..stats import welch_p
 from .cells import experiment_cell, epochs_to_target, last_epoch_gap
 from .executed import notebooks_section
+from .found import chapter_findings, chapter_section
 from .markdown import GENERATED, IMAGES, cifar_note, dataset_title, figure_md, format_p, md_table, profile_text, setting_label
 from .reference import TARGETS, Chapter
 
@@ -24,7 +25,9 @@ def chapter_fragment(chapter: Chapter, profile: str, out_dir: Path) -> str:
     stored = sum(len(c.runs) for cells in grid.values() for c in cells)
     expected = sum(c.expected for cells in grid.values() for c in cells)
 
-    out = [f"## Summary\n\nProfile **{profile}**: {profile_text(settings)}; "
+    out = [chapter_section({d: chapter_findings(chapter, d, profile, grid[d]) for d in datasets})] \
+        if base is not None else []
+    out += [f"## Summary\n\nProfile **{profile}**: {profile_text(settings)}; "
            f"{stored} of {expected} runs stored. Baseline row: `{setting_label(chapter.baseline)}` "
            f"(the modern default network).\n"]
     if "cifar10" in datasets:

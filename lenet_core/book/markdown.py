@@ -12,6 +12,7 @@ GENERATED = "_generated"  # under the book folder; build output, not committed
 
 
 IMAGES = "img"
+RUNS_CSV = "runs.csv"  # every stored run, one row each, beside the generated pages
 
 
 def md_table(headers: list[str], rows: list[list[str]], align: str = "") -> str:

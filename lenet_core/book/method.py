@@ -1,5 +1,5 @@
 """The Method and Reproduce pages: profiles, hardware, the data copies and what a lossy copy cost,
-measured time; and the introduction's samples of each dataset."""
+measured time; and the introduction's figure of the network and samples of each dataset."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ..data import DATASETS, DataError
 from ..experiments import PROFILES, active_profile, load_spec
 from ..stats import welch_difference, welch_p
 from .cells import cell_of
-from .markdown import GENERATED, IMAGES, dataset_title, duration, figure_md, md_table
+from .markdown import GENERATED, IMAGES, RUNS_CSV, dataset_title, duration, figure_md, md_table
 
 
 def plan_records(profile: str) -> tuple[dict[str, object], dict[str, dict]]:
@@ -184,6 +184,45 @@ def reproduce_fragment(profile: str) -> str:
     return "\n".join(out)
 
 
+def runs_download(target: Path) -> str:
+    """Write every stored run as one CSV into the generated folder `target`; the section linking it."""
+    from ..tidy import write_csv
+
+    _, rows = write_csv(target / RUNS_CSV)
+    return ("\n## Every run, as a table\n\n"
+            f"{{download}}`runs.csv <{GENERATED}/{RUNS_CSV}>`: the {rows:,} runs of the run store, one row per run: "
+            "its key and status, every field of its configuration (the data copy among them), the data it saw, its "
+            "metrics (accuracies as fractions, losses in nats) and its provenance (date, machine, device, torch, "
+            "wall and training seconds). The same table, as a pandas DataFrame, is `lenet_core.runs()`.\n")
+
+
+def network_section(out_dir: Path) -> str:
+    """The introduction's figure of the 1998 network, and a caption whose numbers come from the model."""
+    from .. import diagram
+    from ..config import RunConfig
+    from ..model import LeNet5
+
+    config = RunConfig.classic("mnist")
+    model = LeNet5(**config.model_kwargs())
+    layers = {layer.name: layer for layer in diagram.network_layers(model)}
+    full_c3 = LeNet5(**config.replace(c3_table=False).model_kwargs())
+    full = {layer.name: layer for layer in diagram.network_layers(full_c3)}
+    mask = diagram.connection_table(model)
+    total = sum(layer.params for layer in layers.values())
+    convolutions = sum(layer.params for layer in layers.values() if layer.kind == "conv")
+    file = "network.png"
+    plots.save(diagram.network_figure(config), out_dir / GENERATED / IMAGES / file)
+    caption = (f"The 1998 LeNet-5 (`RunConfig.classic`), drawn from `lenet_core.model.LeNet5` itself with one "
+               f"forward pass. Above, each layer with its output (feature maps@height x width, or units) and "
+               f"its trainable parameters; box heights grow with the log of the number of values a layer "
+               f"outputs. Below, which S2 maps each C3 map sees, as in Table I of LeCun et al. (1998): the "
+               f"partial table keeps {int(mask.sum())} of the {mask.size} possible S2-to-C3 connections, so C3 "
+               f"has {layers['C3'].params:,} parameters where full connections would give it "
+               f"{full['C3'].params:,}. C5 alone has {layers['C5'].params:,} of the {total:,} parameters "
+               f"({100 * layers['C5'].params / total:.0f}%); the two convolutions together {convolutions:,}.")
+    return "## The network\n\n" + figure_md(f"{GENERATED}/{IMAGES}/{file}", "LeNet-5 layers and C3 table", caption)
+
+
 def intro_fragment(out_dir: Path) -> str:
     import torch
 
@@ -191,7 +230,7 @@ def intro_fragment(out_dir: Path) -> str:
     from ..config import RunConfig
     from ..experiments import describe_network
 
-    out = ["## The datasets, as the network sees them\n"]
+    out = [network_section(out_dir), "## The datasets, as the network sees them\n"]
     from ..experiments import published_copy
 
     for name, spec in DATASETS.items():

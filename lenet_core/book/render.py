@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ..experiments import active_profile
 from .chapters import chapter_fragment
-from .markdown import GENERATED, IMAGES, write_page
-from .method import intro_fragment, method_fragment, reproduce_fragment
+from .markdown import GENERATED, IMAGES, RUNS_CSV, write_page
+from .method import intro_fragment, method_fragment, reproduce_fragment, runs_download
 from .published import published_fragment
 from .reference import CHAPTERS
 from .results import results_fragment
@@ -35,12 +35,12 @@ def render(profile: str, out_dir: str | os.PathLike = "book", log=print) -> list
     written = []
     pages = {"intro": lambda: intro_fragment(out_dir), "method": lambda: method_fragment(profile),
              "results": lambda: results_fragment(profile, out_dir),
-             "reproduce": lambda: reproduce_fragment(profile),
+             "reproduce": lambda: reproduce_fragment(profile) + runs_download(target),
              "published": lambda: published_fragment(profile, out_dir)}
     pages.update({c.notebook: (lambda c=c: chapter_fragment(c, profile, out_dir)) for c in CHAPTERS})
     for page, make in pages.items():
         written.append(write_page(target / f"{page}.md", header + make()))
         if log:
             log(f"rendered {written[-1]}")
-    written += sorted((target / IMAGES).glob("*.png"))
+    written += sorted((target / IMAGES).glob("*.png")) + [target / RUNS_CSV]
     return written

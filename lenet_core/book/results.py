@@ -10,6 +10,7 @@ from ..train import view_count
 from ..stats import welch_p
 from .cells import cell_of, experiment_cell
 from .executed import notebooks_section
+from .found import results_section
 from .markdown import GENERATED, IMAGES, cifar_note, dataset_title, figure_md, format_p, md_table, profile_text
 from .reference import CHAPTERS, CLASSIC_GOAL, GOALS, PUBLISHED
 
@@ -111,6 +112,7 @@ def results_fragment(profile: str, out_dir: Path) -> str:
     classic_epochs = profile_settings("classic", profile)["epochs"]
     modern_settings = profile_settings("modern", profile)
 
+    out.append(results_section(profile, ladders, cells, out_dir))
     top_epochs = {}  # the top rung may train longer than the ladder's budget, more on some datasets
     for d in datasets:
         top_epochs.setdefault(ladders[d][-1].config.epochs, []).append(dataset_title(d))

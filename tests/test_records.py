@@ -6,7 +6,7 @@ import pytest
 
 from lenet_core import report
 from lenet_core.config import RunConfig
-from lenet_core.runs import Run, Runs
+from lenet_core.records import Run, Runs
 
 
 def record(seed: int, acc: float | None, status: str = "ok") -> dict:

@@ -1,0 +1,178 @@
+"""The "What we found" sections: per dataset, the verdicts of a chapter (every setting against the
+chapter's baseline, one Holm family) or of the ladder (every rung against the rung before), the
+seeds that failed, and on the Results page the changes that matter most across the chapters with
+the whole study in one figure (`forest_figure`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from .. import plots
+from ..data import DATASETS
+from ..experiments import param_sets, profile_settings
+from ..findings import Contrast, Family, family_sentences, judge, split_seeds
+from .cells import Cell, experiment_cell
+from .markdown import GENERATED, IMAGES, dataset_title, figure_md, setting_label
+from .reference import CHAPTERS, Chapter
+
+HEADING = "## What we found"
+VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "undecided": "0.45"}
+
+
+@dataclass(frozen=True)
+class ChapterFindings:
+    """One chapter on one dataset: its settings' cells and the family that judges them."""
+
+    chapter: Chapter
+    dataset: str
+    labels: list[str]
+    cells: list[Cell]
+    base: int
+    family: Family
+
+
+def chapter_findings(chapter: Chapter, dataset: str, profile: str, cells: Sequence[Cell] | None = None) -> ChapterFindings:
+    """Every setting of `chapter` on `dataset` against the chapter's baseline (cells are read from
+    the store unless given, in the order of the chapter's parameter sets)."""
+    sets = param_sets(chapter.notebook)
+    cells = list(cells) if cells is not None else [experiment_cell(chapter.notebook, dataset, profile, p) for p in sets]
+    labels = [setting_label(p) for p in sets]
+    base = sets.index(chapter.baseline)
+    family = judge([(labels[i], c, cells[base]) for i, c in enumerate(cells) if i != base and c.applicable])
+    return ChapterFindings(chapter, dataset, labels, cells, base, family)
+
+
+def failed_seeds(labels: Sequence[str], cells: Sequence[Cell], dataset: str) -> str:
+    """A list of the settings where seeds failed, each explained from its records; '' when none did."""
+    classes = len(DATASETS[dataset].classes)
+    stories = [s for label, cell in zip(labels, cells) if cell.applicable and (s := split_seeds(cell, label, classes))]
+    return "".join(f"- {s}\n" for s in stories)
+
+
+def _dataset_paragraph(dataset: str, sentences: str, failures: str) -> str:
+    text = f"**{dataset_title(dataset)}.** {sentences}\n"
+    if failures:
+        text += f"\nSeeds that failed on {dataset_title(dataset)}:\n\n{failures}"
+    return text
+
+
+def chapter_section(found: dict[str, ChapterFindings]) -> str:
+    """A chapter page's "What we found": per dataset, the verdicts and the seeds that failed."""
+    out = [f"{HEADING}\n\nEach setting against the chapter's baseline on the same dataset, from the stored runs "
+           "(test accuracy at the best-validation epoch). A setting is called better or worse only when the "
+           "difference survives Holm's correction for the chapter's number of comparisons on that dataset; "
+           "the intervals are 95% intervals of the difference (Welch).\n"]
+    for dataset, f in found.items():
+        sentences = family_sentences(f.family, f.labels[f.base])
+        out.append(_dataset_paragraph(dataset, sentences, failed_seeds(f.labels, f.cells, dataset)))
+    return "\n".join(out)
+
+
+def ladder_family(labels: Sequence[str], cells: Sequence[Cell]) -> Family:
+    """Each rung of a ladder against the rung before it, one Holm family."""
+    return judge([(labels[i], cells[i], cells[i - 1]) for i in range(1, len(cells))])
+
+
+def study_findings(profile: str, datasets: Sequence[str]) -> dict[str, list[ChapterFindings]]:
+    """Every chapter's findings on each dataset of `datasets` that the chapter trains in `profile`."""
+    return {d: [chapter_findings(c, d, profile) for c in CHAPTERS
+                if d in profile_settings(c.notebook, profile)["datasets"]] for d in datasets}
+
+
+def _largest(contrasts: list[tuple[str, Contrast]], verdict: str, k: int = 3) -> str:
+    chosen = sorted((tc for tc in contrasts if tc[1].verdict == verdict), key=lambda tc: -abs(tc[1].difference.mean))
+    return "; ".join(f"`{c.label}` ({title.lower()}: {c.points()})" for title, c in chosen[:k])
+
+
+def results_section(profile: str, ladders: dict, ladder_cells: dict, out_dir) -> str:
+    """The Results page's "What we found": per dataset, the ladder's verdicts, the changes that
+    matter most across the chapters, the seeds that failed on the ladder; then the forest plot."""
+    datasets = list(ladders)
+    study = study_findings(profile, datasets)
+    out = [f"{HEADING}\n\nPer dataset: along the ladder, which rungs changed accuracy (each rung against the "
+           "one before, Holm-corrected over the ladder's rungs); across the chapters, which single changes to the "
+           "modern default network matter most (each setting against its chapter's baseline, Holm-corrected "
+           "within each chapter and dataset). The figure below shows every one of those comparisons.\n"]
+    for d in datasets:
+        labels = [r.label for r in ladders[d]]
+        cells = ladder_cells[d]
+        text = "Along the ladder: " + family_sentences(ladder_family(labels, cells), None, "the rung before")
+        contrasts = [(f.chapter.title, c) for f in study[d] for c in f.family.contrasts]
+        tested = [tc for tc in contrasts if tc[1].verdict != "untested"]
+        if tested:
+            gains, losses = _largest(tested, "better"), _largest(tested, "worse")
+            undecided = sum(c.verdict == "undecided" for _, c in tested)
+            text += (f" Across the chapters, {len(tested) - undecided} of {len(tested)} settings differ from their "
+                     f"chapter's baseline. ")
+            text += f"The largest gains: {gains}. " if gains else "No setting beats its chapter's baseline. "
+            text += f"The largest losses: {losses}." if losses else "No setting is worse than its chapter's baseline."
+        out.append(_dataset_paragraph(d, text, failed_seeds(labels, cells, d)))
+    if any(c.verdict != "untested" for fs in study.values() for f in fs for c in f.family.contrasts):
+        name = "forest.png"
+        forest_figure(study, out_dir / GENERATED / IMAGES / name, f"Every setting against its chapter's baseline "
+                      f"({profile} profile)")
+        out.append(figure_md(f"{GENERATED}/{IMAGES}/{name}", "forest plot of every setting against its baseline",
+                             "The whole study in one figure: each setting's difference in test accuracy from its "
+                             "chapter's baseline (points, mean and 95% interval of the difference), one panel per "
+                             "dataset, grouped by chapter. Green: better after Holm's correction; red: worse; grey: "
+                             "cannot be told apart at this number of seeds. The axis is linear within ±1 point and "
+                             "logarithmic beyond, so that a collapse of tens of points and a gain of tenths both "
+                             "show. Read across a row to see whether a change does the same on every dataset, and "
+                             "down a panel for which chapters hold the large effects. " + _forest_summary(study)))
+    return "\n".join(out)
+
+
+def _forest_summary(study: dict[str, list[ChapterFindings]]) -> str:
+    """What the forest plot shows, counted from it: how many comparisons are decided, which way,
+    and the largest effect."""
+    tested = [(d, f.chapter.title, c) for d, fs in study.items() for f in fs for c in f.family.contrasts
+              if c.verdict != "untested"]
+    better = sum(c.verdict == "better" for *_, c in tested)
+    worse = sum(c.verdict == "worse" for *_, c in tested)
+    d, title, c = max(tested, key=lambda t: abs(t[2].difference.mean))
+    return (f"Of its {len(tested)} comparisons, {better} are better than their baseline and {worse} worse; the "
+            f"other {len(tested) - better - worse} cannot be told apart. The largest effect is `{c.label}` "
+            f"({title.lower()}) on {dataset_title(d)}: {c.points()}.")
+
+
+def forest_figure(study: dict[str, list[ChapterFindings]], path, title: str) -> None:
+    """One panel per dataset, one row per setting (grouped by chapter, the same rows in every
+    panel): the difference from the chapter's baseline in points with its 95% interval."""
+    rows: list[tuple[str, str]] = []  # (chapter title, setting label), in chapter order
+    for fs in study.values():
+        for f in fs:
+            for c in f.family.contrasts:
+                if (f.chapter.title, c.label) not in rows:
+                    rows.append((f.chapter.title, c.label))
+    rows.sort(key=lambda r: [c.title for c in CHAPTERS].index(r[0]))
+    y = {r: len(rows) - i for i, r in enumerate(rows)}
+    fig, axes = plots.plt.subplots(1, len(study), figsize=(3.2 * len(study) + 2.6, 0.22 * len(rows) + 1.6),
+                                   sharey=True, layout="constrained", squeeze=False)
+    for ax, (dataset, fs) in zip(axes[0], study.items()):
+        for f in fs:
+            for c in f.family.contrasts:
+                if c.verdict == "untested" or math.isnan(c.difference.mean):
+                    continue
+                mean, half = 100 * c.difference.mean, 100 * c.difference.half_width
+                colour = VERDICT_COLOURS[c.verdict]
+                if not math.isnan(half):
+                    ax.plot([mean - half, mean + half], [y[f.chapter.title, c.label]] * 2, color=colour, linewidth=1.4)
+                ax.plot(mean, y[f.chapter.title, c.label], "o", color=colour, markersize=3.5)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.margins(x=0.06)
+        ax.set_title(dataset_title(dataset))
+        ax.set_xlabel("difference from baseline (points)")
+        plots.style(ax)
+    previous = None
+    for r in rows:  # a rule and the chapter's name above each chapter's first row
+        if r[0] != previous:
+            for ax in axes[0]:
+                ax.axhline(y[r] + 0.5, color="0.75", linewidth=0.6)
+            previous = r[0]
+    axes[0][0].set_yticks([y[r] for r in rows], [f"{c}: {label}" for c, label in rows], fontsize=7)
+    axes[0][0].set_ylim(0.3, len(rows) + 0.7)
+    fig.suptitle(title)
+    plots.save(fig, path)
