@@ -10,7 +10,6 @@ turns that into one validated RunConfig per seed, and runs or loads them.
 
 from __future__ import annotations
 
-import itertools
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,7 +19,7 @@ from .config import RunConfig
 from .paths import project_root
 from .records import Runs
 from .schema import load_yaml
-from .spec import PROFILES, kind, validate
+from .spec import PROFILES, expand_params, kind, validate
 
 PROFILE_ENV = "LENET_PROFILE"  # overrides every notebook's profile (CI runs notebooks in smoke)
 
@@ -80,11 +79,15 @@ def per_dataset(value, dataset: str):
 
 def param_sets(notebook: str) -> list[dict]:
     """Every parameter set the sweep executes `notebook` with."""
-    params = check_notebook(notebook).get("params", [{}])
-    if isinstance(params, dict):  # a mapping of lists: every combination
-        keys = list(params)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*(params[k] for k in keys))]
-    return [dict(p) for p in params]
+    return expand_params(check_notebook(notebook).get("params", [{}]))
+
+
+def seeds_of(notebook: str, profile: str, dataset: str, params: dict) -> list[int]:
+    """The seeds one parameter set trains: the profile's, or the entry's `more_seeds` for it."""
+    more = (check_notebook(notebook).get("more_seeds") or {}).get(active_profile(profile), {})
+    if params in more.get(dataset, []):
+        return list(more["seeds"])
+    return list(profile_settings(notebook, profile)["seeds"])
 
 
 def published_copy(dataset: str) -> str:
@@ -174,7 +177,7 @@ def experiment(notebook: str, *, dataset: str = "mnist", profile: str = "quick",
     entry = check_notebook(notebook)
     profile = active_profile(profile)
     settings = profile_settings(notebook, profile)
-    seeds = settings["seeds"] if seeds is None else seeds
+    seeds = seeds_of(notebook, profile, dataset, params) if seeds is None else seeds
     if isinstance(seeds, int):
         seeds = list(range(seeds))
     if not seeds:

@@ -8,6 +8,7 @@ or setup, and a published setup that refers to a result the reference file
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import fields
 from pathlib import Path
 
@@ -22,7 +23,8 @@ PROFILE_KEYS = ("epochs", "train_size", "seeds", "datasets")
 # published setups re-run with their own protocol. Each kind has its own key beside the common ones.
 KINDS = ("grid", "ladder", "setups")
 ENTRY_KEYS = ("kind", "base", "params", "profiles")
-KIND_KEYS = {"grid": (), "ladder": ("ladder",), "setups": ("setups",)}
+KIND_KEYS = {"grid": (), "ladder": ("ladder",), "setups": ("setups",)}  # required by the kind
+OPTIONAL_KIND_KEYS = {"grid": ("more_seeds",), "ladder": (), "setups": ()}
 SETUP_KEYS = ("title", "dataset", "reference", "config")
 RUNG_KEYS = ("rung", "epochs_factor")
 PER_DATASET = (*DATASETS, "default")  # the keys of a value chosen per dataset
@@ -31,6 +33,14 @@ PER_DATASET = (*DATASETS, "default")  # the keys of a value chosen per dataset
 def kind(entry: dict) -> str:
     """The kind of a notebook's entry: grid unless it says otherwise."""
     return entry.get("kind", "grid")
+
+
+def expand_params(params) -> list[dict]:
+    """An entry's `params` as a list of parameter sets: a mapping of lists is every combination."""
+    if isinstance(params, dict):
+        keys = list(params)
+        return [dict(zip(keys, combo)) for combo in itertools.product(*(params[k] for k in keys))]
+    return [dict(p) for p in params]
 
 
 def config_fields() -> list[str]:
@@ -72,12 +82,15 @@ def _config(check: Layout, values, where: str, valid) -> dict:
 def _notebook(check: Layout, entry, where: str) -> None:
     entry = check.mapping(entry, where)
     what = check.choice(kind(entry), f"{where}.kind", KINDS)
-    check.mapping(entry, where, ENTRY_KEYS + KIND_KEYS[what], KIND_KEYS[what], what=f"an entry of kind {what}")
+    check.mapping(entry, where, ENTRY_KEYS + KIND_KEYS[what] + OPTIONAL_KIND_KEYS[what], KIND_KEYS[what],
+                  what=f"an entry of kind {what}")
     _config(check, entry.get("base"), f"{where}.base", ["preset", *config_fields()])
     for profile, overrides in check.mapping(entry.get("profiles"), f"{where}.profiles", PROFILES).items():
         _profile(check, overrides, f"{where}.profiles.{profile}", ())
     setups = _setups(check, entry["setups"], f"{where}.setups") if what == "setups" else {}
     _params(check, entry.get("params", [{}]), f"{where}.params", what, setups)
+    if "more_seeds" in entry:
+        _more_seeds(check, entry, f"{where}.more_seeds")
     if what == "ladder":
         if not isinstance(entry["ladder"], list) or not entry["ladder"]:
             check.fail(f"{where}.ladder", "expected a list of rungs")
@@ -85,6 +98,25 @@ def _notebook(check: Layout, entry, where: str) -> None:
             rung = _config(check, rung, f"{where}.ladder[{i}]", [*RUNG_KEYS, *config_fields()])
             if "rung" not in rung:
                 check.fail(f"{where}.ladder[{i}]", "missing 'rung' (the rung's name)")
+
+
+def _more_seeds(check: Layout, entry: dict, where: str) -> None:
+    """Per profile, the seeds some parameter sets train instead of the profile's, per dataset: each
+    set must be one the entry's `params` has."""
+    sets = expand_params(entry.get("params", [{}]))
+    for profile, more in check.mapping(entry["more_seeds"], where, PROFILES).items():
+        more = check.mapping(more, f"{where}.{profile}", ["seeds", *DATASETS], ["seeds"])
+        if not isinstance(more["seeds"], list) or not more["seeds"] or \
+                not all(isinstance(s, int) and not isinstance(s, bool) for s in more["seeds"]):
+            check.fail(f"{where}.{profile}.seeds", f"expected a list of seeds such as [0, 1, 2, 3, 4]; "
+                                                   f"got {more['seeds']!r}")
+        for dataset in DATASETS:
+            if not isinstance(more.get(dataset, []), list):
+                check.fail(f"{where}.{profile}.{dataset}", "expected a list of parameter sets")
+            for i, params in enumerate(more.get(dataset, [])):
+                if params not in sets:
+                    check.fail(f"{where}.{profile}.{dataset}[{i}]", f"{params!r} is not one of the entry's "
+                                                                    f"parameter sets; valid: {sets}")
 
 
 def _params(check: Layout, params, where: str, what: str, setups: dict) -> None:

@@ -44,6 +44,31 @@ def chapter_findings(chapter: Chapter, dataset: str, profile: str, cells: Sequen
     return ChapterFindings(chapter, dataset, labels, cells, base, family)
 
 
+CONTENDER_P = 0.1  # an undecided comparison on validation with a raw p below this is a close contender
+
+
+def contenders(chapter: Chapter, dataset: str, profile: str) -> list[dict]:
+    """The parameter sets that earn more seeds (the sweep specification's `more_seeds`): where some
+    comparison with the baseline is undecided on *validation* accuracy over the profile's own seeds
+    with a raw p below CONTENDER_P, the baseline and those close contenders. Empty when none is.
+    Only validation decides, and only the profile's seeds, so the choice stays put as more come in."""
+    from ..experiments import notebook_experiments
+
+    sets = param_sets(chapter.notebook)
+    seeds = profile_settings(chapter.notebook, profile)["seeds"]
+    runs = []
+    for p in sets:
+        try:
+            runs.append(notebook_experiments(chapter.notebook, dataset, profile, seeds=seeds, **p)[0].stored_runs())
+        except ValueError:  # a combination the dataset does not allow
+            runs.append(None)
+    base = sets.index(chapter.baseline)
+    family = judge([(i, r, runs[base]) for i, r in enumerate(runs) if i != base and r is not None],
+                   metric="val_acc_best")
+    close = [c.label for c in family.contrasts if c.verdict == "undecided" and c.p < CONTENDER_P]
+    return [sets[i] for i in sorted([base, *close])] if close else []
+
+
 def failed_seeds(labels: Sequence[str], cells: Sequence[Cell], dataset: str) -> str:
     """A list of the settings where seeds failed, each explained from its records; '' when none did."""
     classes = len(DATASETS[dataset].classes)
