@@ -168,7 +168,8 @@ def failure(run: Run, classes: int) -> tuple[str, str] | None:
     if not run.ok:
         epoch = run.metric("diverged_epoch")
         return "diverged", f"its loss diverged (became non-finite) in epoch {epoch}" if epoch else "its loss diverged"
-    accs = [h["val_acc"] for h in run.history if h["val_acc"] is not None]
+    epochs = [(h["epoch"], h["val_acc"]) for h in run.history if h["val_acc"] is not None]
+    accs = [a for _, a in epochs]
     level = 1 / classes + CHANCE_MARGIN
     if not accs or accs[-1] > level:
         return None
@@ -178,7 +179,7 @@ def failure(run: Run, classes: int) -> tuple[str, str] | None:
     while fell > 1 and accs[fell - 2] <= level:
         fell -= 1
     return "fell", (f"its validation accuracy reached {100 * max(accs[:fell - 1]):.1f}%, fell to "
-                    f"{100 * accs[fell - 1]:.1f}% in epoch {run.history[fell - 1]['epoch']} and stayed near chance "
+                    f"{100 * accs[fell - 1]:.1f}% in epoch {epochs[fell - 1][0]} and stayed near chance "
                     f"(at most {100 * max(accs[fell - 1:]):.1f}%) to the last epoch")
 
 

@@ -141,6 +141,26 @@ def test_every_chapter_of_the_published_book_states_what_it_found_with_numbers(m
 
 
 @pytest.mark.usefixtures("mnist_ready")
+def test_the_extra_seeds_are_where_validation_left_a_verdict_close(monkeypatch):
+    """The specification's more_seeds lists are the baseline and the close contenders that
+    `contenders` picks on validation accuracy from the committed 3-seed runs, chapter by chapter."""
+    from lenet_core.book.found import contenders
+    from lenet_core.experiments import check_notebook
+    from lenet_core.paths import project_root
+
+    monkeypatch.setenv("LENET_RESULTS_DIR", str(project_root() / "results"))  # the committed store, read only
+    picked = 0
+    for chapter in book.CHAPTERS:
+        listed = (check_notebook(chapter.notebook).get("more_seeds") or {}).get("full", {})
+        for dataset in ("mnist", "fashion_mnist"):
+            chosen = contenders(chapter, dataset, "full")
+            assert sorted(map(str, listed.get(dataset, []))) == sorted(map(str, chosen)), (chapter.notebook, dataset)
+            assert not chosen or chapter.baseline in chosen
+            picked += len(chosen)
+    assert picked > 0
+
+
+@pytest.mark.usefixtures("mnist_ready")
 def test_the_goals_say_plainly_what_was_reached_and_what_was_not(tmp_path):
     from lenet_core.experiments import ladder
 

@@ -84,11 +84,38 @@ def test_each_kind_has_its_own_keys_and_an_unknown_kind_is_refused(tmp_path, mon
     message = _refused(tmp_path, monkeypatch, "    params: {pool: [avg, max, subsample]}",
                        "    params: {pool: [avg, max, subsample]}\n    ladder: [{rung: start}]")
     assert message.endswith("notebooks.pooling: unknown key 'ladder' (an entry of kind grid); "
-                            "valid: kind, base, params, profiles")
+                            "valid: kind, base, params, profiles, more_seeds")
     message = _refused(tmp_path, monkeypatch, "    kind: setups\n", "    kind: published\n")
     assert message.endswith("notebooks.published.kind: unknown value 'published'; valid: grid, ladder, setups")
     message = _refused(tmp_path, monkeypatch, "    kind: ladder\n", "")
     assert "notebooks.modern: unknown key 'ladder' (an entry of kind grid)" in message
+
+
+def test_more_seeds_go_to_the_listed_parameter_sets_of_their_profile_and_dataset_only():
+    experiments._load.cache_clear()
+    seeds = {act: [c.seed for c in experiments.experiment("activation", dataset="mnist", profile="full", act=act).configs]
+             for act in ("silu", "relu", "tanh")}
+    assert seeds == {"silu": [0, 1, 2, 3, 4], "relu": [0, 1, 2, 3, 4], "tanh": [0, 1, 2]}
+    assert len(experiments.experiment("activation", dataset="cifar10", profile="full", act="silu").configs) == 3
+    assert len(experiments.experiment("activation", dataset="mnist", profile="quick", act="silu").configs) == 2
+    assert experiments.seeds_of("activation", "full", "fashion_mnist", {"act": "sigmoid"}) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("old, new, error", [
+    ("mnist: [{init: default}, {init: kaiming_uniform}]", "mnist: [{init: default}, {init: kaiming}]",
+     "notebooks.initialization.more_seeds.full.mnist[1]: {'init': 'kaiming'} is not one of the entry's "
+     "parameter sets; valid: [{'init': 'default'}, {'init': 'zeros'}"),
+    ("mnist: [{init: default}, {init: kaiming_uniform}]", "mnist: {init: default}",
+     "notebooks.initialization.more_seeds.full.mnist: expected a list of parameter sets"),
+    ("    more_seeds:\n      full:\n        seeds: [0, 1, 2, 3, 4]\n        mnist: [{init: default}",
+     "    more_seeds:\n      full:\n        seeds: 5\n        mnist: [{init: default}",
+     "notebooks.initialization.more_seeds.full.seeds: expected a list of seeds such as [0, 1, 2, 3, 4]; got 5"),
+    ("    more_seeds:\n      full:\n        seeds: [0, 1, 2, 3, 4]\n        mnist: [{init: default}",
+     "    more_seeds:\n      ful:\n        seeds: [0, 1, 2, 3, 4]\n        mnist: [{init: default}",
+     "notebooks.initialization.more_seeds: unknown key 'ful'; valid: smoke, quick, full"),
+])
+def test_a_bad_more_seeds_entry_is_refused_where_it_is(tmp_path, monkeypatch, old, new, error):
+    assert error in _refused(tmp_path, monkeypatch, old, new)
 
 
 def test_a_setup_refers_to_a_result_of_the_reference_file(tmp_path, monkeypatch):

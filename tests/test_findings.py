@@ -382,3 +382,17 @@ def test_split_seeds_fell_counts_in_the_mean():
 def test_contrast_points_without_interval():
     c = Contrast("x", Runs(), Runs(), welch_difference([0.9], [0.8]), math.nan, math.nan, "untested", math.nan)
     assert c.points() == "+10.00 points"
+
+
+def test_failure_at_exactly_the_chance_level_counts_as_near_chance():
+    level = 1 / CLASSES + findings.CHANCE_MARGIN
+    assert failure(Run(record(0, 0.2, accs=(level - 0.01, level))), CLASSES)[0] == "stuck"
+    assert failure(Run(record(0, 0.2, accs=(level + 0.01, level))), CLASSES)[0] == "fell"
+
+
+def test_family_sentences_worse_only_still_says_cannot_be_told_apart():
+    family = judge([("down", runs([0.970, 0.971, 0.972]), runs(REF)),
+                    ("same", runs([0.979, 0.983, 0.981]), runs(REF))])
+    text = family_sentences(family, "base")
+    assert "**Cannot be told apart** from the baseline at this number of seeds: `same`" in text
+    assert "None can be told apart" not in text and "**Better**" not in text
