@@ -47,40 +47,21 @@ def register_schedule(name: str) -> Callable[[ScheduleFactor], ScheduleFactor]:
 
 # ---------------------------------------------------------------- optimizers
 
-@register_optimizer("sgd")
-def _sgd(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+def _torch_optimizer(cls: type[torch.optim.Optimizer], **fixed) -> OptimizerFactory:
+    """A factory of `cls` with the run's lr and weight decay and these fixed hyperparameters."""
+    def make(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        return cls(params, lr=lr, weight_decay=weight_decay, **fixed)
+    make.__doc__ = f"{cls.__name__}({', '.join(f'{k}={v}' for k, v in fixed.items())})"
+    return make
 
 
-@register_optimizer("momentum")
-def _momentum(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-
-
-@register_optimizer("nesterov")
-def _nesterov(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-
-
-@register_optimizer("rmsprop")
-def _rmsprop(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
-
-
-@register_optimizer("adagrad")
-def _adagrad(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
-
-
-@register_optimizer("adam")
-def _adam(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-
-
-@register_optimizer("adamw")
-def _adamw(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """Adam with decoupled weight decay."""
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+register_optimizer("sgd")(_torch_optimizer(torch.optim.SGD))
+register_optimizer("momentum")(_torch_optimizer(torch.optim.SGD, momentum=0.9))
+register_optimizer("nesterov")(_torch_optimizer(torch.optim.SGD, momentum=0.9, nesterov=True))
+register_optimizer("rmsprop")(_torch_optimizer(torch.optim.RMSprop))
+register_optimizer("adagrad")(_torch_optimizer(torch.optim.Adagrad))
+register_optimizer("adam")(_torch_optimizer(torch.optim.Adam))
+register_optimizer("adamw")(_torch_optimizer(torch.optim.AdamW))  # Adam with decoupled weight decay
 
 
 # ---------------------------------------------------------------- learning-rate schedules

@@ -1,3 +1,4 @@
+import contextlib
 import json
 import math
 
@@ -34,15 +35,23 @@ def test_stored_names_stay_valid():
         "none": (False, False), "shift": (True, False), "flip": (False, True), "shift_flip": (True, True)}
 
 
-@pytest.fixture
-def scratch_registry():
-    """Whatever a test registers is gone after it: the tables get back their entries, in order."""
+@contextlib.contextmanager
+def _scratch():
+    """Whatever is registered inside is gone after it: the tables get back their entries, in order."""
     tables = (OPTIMIZERS, SCHEDULES)
     saved = [dict(t) for t in tables]
-    yield
-    for table, entries in zip(tables, saved):
-        table.clear()
-        table.update(entries)
+    try:
+        yield
+    finally:
+        for table, entries in zip(tables, saved):
+            table.clear()
+            table.update(entries)
+
+
+@pytest.fixture
+def scratch_registry():
+    with _scratch():
+        yield
 
 
 def test_a_registered_optimizer_is_accepted(scratch_registry):
@@ -64,16 +73,22 @@ def test_a_registered_schedule_is_accepted(scratch_registry):
 
 
 def test_a_name_is_registered_once(scratch_registry):
+    adam, cosine = OPTIMIZERS["adam"], SCHEDULES["cosine"]
     with pytest.raises(ValueError, match="optimizer 'adam' is already registered"):
         register_optimizer("adam")(lambda params, lr, weight_decay: None)
     with pytest.raises(ValueError, match="schedule 'cosine' is already registered"):
         register_schedule("cosine")(lambda t, epochs: 1.0)
-    assert OPTIMIZERS["adam"].__name__ == "_adam" and SCHEDULES["cosine"].__name__ == "_cosine"
+    assert OPTIMIZERS["adam"] is adam and SCHEDULES["cosine"] is cosine  # the first registration stays
 
 
-def test_the_scratch_registry_cleaned_up():
-    """Runs after the tests above (pytest keeps file order): their names are gone again."""
-    assert "sign_sgd" not in OPTIMIZERS and "halving" not in SCHEDULES
+def test_the_scratch_registry_cleans_up():
+    """What a test registers is gone after it, and the tables keep their order."""
+    before = (list(OPTIMIZERS), list(SCHEDULES))
+    with _scratch():
+        register_optimizer("sign_sgd")(lambda params, lr, weight_decay: None)
+        register_schedule("halving")(lambda t, epochs: 0.5 ** math.floor(t))
+        assert "sign_sgd" in OPTIMIZERS and "halving" in SCHEDULES
+    assert (list(OPTIMIZERS), list(SCHEDULES)) == before
     with pytest.raises(ValueError, match="unknown optimizer 'sign_sgd'"):
         RunConfig(optimizer="sign_sgd")
 

@@ -9,7 +9,7 @@ from ..experiments import param_sets, profile_settings
 from ..stats import welch_p
 from .cells import experiment_cell, epochs_to_target, last_epoch_gap
 from .executed import notebooks_section
-from .found import chapter_findings, chapter_section
+from .found import chapter_figure_note, chapter_findings, chapter_section
 from .markdown import GENERATED, IMAGES, cifar_note, dataset_title, figure_md, format_p, md_table, profile_text, setting_label
 from .reference import TARGETS, Chapter
 
@@ -76,7 +76,7 @@ def chapter_fragment(chapter: Chapter, profile: str, out_dir: Path) -> str:
         out.append(figure_md(f"{GENERATED}/{IMAGES}/{name}", f"{chapter.title} on {dataset_title(d)}",
                            f"{dataset_title(d)}. Top: test accuracy per setting, bar = mean, whisker = 95% CI, dots = "
                            f"seeds; the baseline is orange; the axis is zoomed to the data. Bottom: validation "
-                           f"accuracy per epoch, mean over seeds with the min-max band."))
+                           f"accuracy per epoch, mean over seeds with the min-max band." + chapter_figure_note(labels, cells)))
     if not any_figure:
         out.append(f"No runs stored yet for this profile; `make book PROFILE={profile}` (or `make sweep`) "
                    f"trains them.\n")

@@ -95,6 +95,42 @@ def chapter_section(found: dict[str, ChapterFindings]) -> str:
     return "\n".join(out)
 
 
+def _means(labels: Sequence[str], cells: Sequence[Cell]) -> list[tuple[str, Cell]]:
+    return [(label, c) for label, c in zip(labels, cells) if c.applicable and c.values()]
+
+
+def chapter_figure_note(labels: Sequence[str], cells: Sequence[Cell]) -> str:
+    """What to see in a chapter's figure for one dataset, from its numbers: the highest and lowest
+    means, the setting whose seeds scatter most, and how to read the curves."""
+    measured = _means(labels, cells)
+    if not measured:
+        return ""
+    hi = max(measured, key=lambda lc: lc[1].summary().mean)
+    lo = min(measured, key=lambda lc: lc[1].summary().mean)
+    text = (f" What to see: the highest mean is `{hi[0]}` ({100 * hi[1].summary().mean:.2f}%), the lowest "
+            f"`{lo[0]}` ({100 * lo[1].summary().mean:.2f}%)")
+    spread = [(label, max(c.values()) - min(c.values())) for label, c in measured if len(c.values()) > 1]
+    if spread:
+        label, width = max(spread, key=lambda lw: lw[1])
+        text += f"; the seeds of `{label}` scatter most, over {100 * width:.2f} points"
+    return text + (". Bars whose whiskers overlap the baseline's may still differ, and separate ones may not "
+                   "survive the correction for many comparisons: \"What we found\" gives the verdicts. In the "
+                   "curves, a band that is wide or falls back shows seeds that disagree.")
+
+
+def ladder_figure_note(labels: Sequence[str], cells: Sequence[Cell]) -> str:
+    """What to see in a ladder's figure, from its numbers: the largest steps up and down."""
+    steps = [(labels[i], cells[i].summary().mean - cells[i - 1].summary().mean) for i in range(1, len(cells))
+             if cells[i].values() and cells[i - 1].values()]
+    if not steps:
+        return ""
+    up, down = max(steps, key=lambda s: s[1]), min(steps, key=lambda s: s[1])
+    text = f" What to see: the largest step up is `{up[0]}` ({100 * up[1]:+.2f} points over the rung before)"
+    if down[1] < 0:
+        text += f", the largest step down `{down[0]}` ({100 * down[1]:+.2f} points)"
+    return text + "; a rung whose dots scatter far below its bar holds seeds that failed (listed above)."
+
+
 def ladder_family(labels: Sequence[str], cells: Sequence[Cell]) -> Family:
     """Each rung of a ladder against the rung before it, one Holm family."""
     return judge([(labels[i], cells[i], cells[i - 1]) for i in range(1, len(cells))])

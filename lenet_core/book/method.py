@@ -37,6 +37,34 @@ def plan_records(profile: str) -> tuple[dict[str, object], dict[str, dict]]:
     return configs, records
 
 
+def verdicts_section(profile: str) -> str:
+    """How "What we found" decides, with the constants it decides by, and where seeds were added."""
+    from ..findings import ALPHA, POWER
+    from .found import CONTENDER_P
+
+    spec = load_spec()
+    extra = [(nb, d, len(sets), more["seeds"]) for nb, entry in spec["notebooks"].items()
+             for p, more in (entry.get("more_seeds") or {}).items() if p == profile
+             for d, sets in more.items() if d != "seeds"]
+    out = ["## How the verdicts are reached\n\n"
+           f"Each chapter's settings are compared with its baseline, dataset by dataset, as one family of "
+           f"comparisons; the ladder's rungs, each against the rung before, are another. Within a family, Holm's "
+           f"step-down procedure keeps the chance of calling any difference that is not there at {ALPHA:.0%}: a "
+           f"setting is *better* or *worse* only when its Holm-adjusted p is below {ALPHA:g}, and otherwise it "
+           f"*cannot be told apart* from the baseline at that number of seeds. For such a setting the page gives "
+           f"the difference its seeds would have detected with {POWER:.0%} power at the strictest Holm level, from "
+           f"the spread of those seeds: an effect smaller than that may exist unseen. Seeds that failed (diverged, "
+           f"stayed near chance, or fell back to it) are named with what their records show.\n"]
+    if extra:
+        rows = [[f"`{nb}`", dataset_title(d), str(n), ", ".join(map(str, seeds))] for nb, d, n, seeds in extra]
+        out.append(f"**Seeds where they decide.** Where a chapter's comparison on a dataset was undecided on "
+                   f"*validation* accuracy with a raw p below {CONTENDER_P:g} over the profile's seeds, the baseline "
+                   f"and those close contenders train more seeds (`more_seeds` in `notebooks/sweep.yml`). Validation "
+                   f"picks them, so the test set still chooses nothing; the verdicts then use every seed.\n")
+        out.append(md_table(["notebook", "dataset", "settings with more seeds", "their seeds"], rows, "llrl"))
+    return "\n".join(out)
+
+
 def method_fragment(profile: str) -> str:
     spec = load_spec()
     out = ["## The profiles\n\nFrom `notebooks/sweep.yml`. A notebook may override its profile (last column).\n"]
@@ -51,6 +79,7 @@ def method_fragment(profile: str) -> str:
                      "; ".join(overrides) or "–"])
     out.append(md_table(["profile", "epochs", "training examples", "seeds", "datasets", "notebook overrides"], rows, "lrrlll"))
     out.append(f"This build shows the **{profile}** profile.\n")
+    out.append(verdicts_section(profile))
 
     configs, records = plan_records(profile)
     out.append(f"## Hardware and software\n\nFrom the provenance of the {len(records)} stored runs of the "
@@ -251,6 +280,10 @@ def intro_fragment(out_dir: Path) -> str:
                    f"them, shown back in pixel units. {prov['n_train']:,} training and {prov['n_test']:,} test "
                    f"images; data: {prov['copy']}")
         out.append(figure_md(f"{GENERATED}/{IMAGES}/{file}", f"{spec.title} samples", caption))
+    out.append("What to see in these samples: how much of each picture is the object. Digits and garments sit "
+               "centred on a plain background; CIFAR-10's objects sit anywhere, at any size, among clutter, and "
+               "shifted or mirrored copies of a training image are still images of its class, which is what "
+               "the augmentation chapter's shifts and flips imitate.\n")
     out.append("## The two ends of the study\n")
     for title, config in (("The 1998 network", RunConfig.classic("mnist")), ("The modern default", RunConfig())):
         out.append(f"- **{title}**: {describe_network(config)}.")

@@ -10,7 +10,7 @@ from ..train import view_count
 from ..stats import welch_p
 from .cells import cell_of, experiment_cell
 from .executed import notebooks_section
-from .found import results_section
+from .found import ladder_figure_note, results_section
 from .markdown import GENERATED, IMAGES, cifar_note, dataset_title, figure_md, format_p, md_table, profile_text
 from .reference import CHAPTERS, CLASSIC_GOAL, GOALS, PUBLISHED
 
@@ -153,7 +153,8 @@ def results_fragment(profile: str, out_dir: Path) -> str:
                                 out_dir / GENERATED / IMAGES / name, missing=[c.missing for c in cells[d]])
             out.append(figure_md(f"{GENERATED}/{IMAGES}/{name}", f"ladder on {dataset_title(d)}",
                                f"{dataset_title(d)}: test accuracy per rung, bar = mean, whisker = 95% CI, dots = seeds; "
-                               f"the top rung is orange; the axis is zoomed to the data."))
+                               f"the top rung is orange; the axis is zoomed to the data."
+                               + ladder_figure_note([r.label for r in rungs], cells[d])))
         changes = ladder_table(rungs, {r.label: c.runs for r, c in zip(rungs, cells[d])})["change"].tolist()
         rows = []
         for i, (rung, cell) in enumerate(zip(rungs, cells[d])):
