@@ -102,17 +102,17 @@ def test_more_seeds_go_to_the_listed_parameter_sets_of_their_profile_and_dataset
 
 
 @pytest.mark.parametrize("old, new, error", [
-    ("mnist: [{init: default}, {init: kaiming_uniform}]", "mnist: [{init: default}, {init: kaiming}]",
-     "notebooks.initialization.more_seeds.full.mnist[1]: {'init': 'kaiming'} is not one of the entry's "
-     "parameter sets; valid: [{'init': 'default'}, {'init': 'zeros'}"),
-    ("mnist: [{init: default}, {init: kaiming_uniform}]", "mnist: {init: default}",
-     "notebooks.initialization.more_seeds.full.mnist: expected a list of parameter sets"),
-    ("    more_seeds:\n      full:\n        seeds: [0, 1, 2, 3, 4]\n        mnist: [{init: default}",
-     "    more_seeds:\n      full:\n        seeds: 5\n        mnist: [{init: default}",
-     "notebooks.initialization.more_seeds.full.seeds: expected a list of seeds such as [0, 1, 2, 3, 4]; got 5"),
-    ("    more_seeds:\n      full:\n        seeds: [0, 1, 2, 3, 4]\n        mnist: [{init: default}",
-     "    more_seeds:\n      ful:\n        seeds: [0, 1, 2, 3, 4]\n        mnist: [{init: default}",
-     "notebooks.initialization.more_seeds: unknown key 'ful'; valid: smoke, quick, full"),
+    ("mnist: [{act: relu}, {act: gelu}, {act: silu}]", "mnist: [{act: relu}, {act: gelu}, {act: selu}]",
+     "notebooks.activation.more_seeds.full.mnist[2]: {'act': 'selu'} is not one of the entry's "
+     "parameter sets; valid: [{'act': 'sigmoid'}, {'act': 'tanh'}"),
+    ("mnist: [{act: relu}, {act: gelu}, {act: silu}]", "mnist: {act: relu}",
+     "notebooks.activation.more_seeds.full.mnist: expected a list of parameter sets"),
+    ("        seeds: [0, 1, 2, 3, 4]\n        mnist: [{act: relu}",
+     "        seeds: 5\n        mnist: [{act: relu}",
+     "notebooks.activation.more_seeds.full.seeds: expected a list of seeds such as [0, 1, 2, 3, 4]; got 5"),
+    ("      full:\n        seeds: [0, 1, 2, 3, 4]\n        mnist: [{act: relu}",
+     "      ful:\n        seeds: [0, 1, 2, 3, 4]\n        mnist: [{act: relu}",
+     "notebooks.activation.more_seeds: unknown key 'ful'; valid: smoke, quick, full"),
 ])
 def test_a_bad_more_seeds_entry_is_refused_where_it_is(tmp_path, monkeypatch, old, new, error):
     assert error in _refused(tmp_path, monkeypatch, old, new)

@@ -12,7 +12,7 @@ from typing import Sequence
 from .. import plots
 from ..data import DATASETS
 from ..experiments import param_sets, profile_settings
-from ..findings import Contrast, Family, family_sentences, judge, split_seeds
+from ..findings import ALPHA, Contrast, Family, family_sentences, judge, split_seeds
 from .cells import Cell, experiment_cell
 from .markdown import GENERATED, IMAGES, dataset_title, figure_md, setting_label
 from .reference import CHAPTERS, Chapter
@@ -44,13 +44,16 @@ def chapter_findings(chapter: Chapter, dataset: str, profile: str, cells: Sequen
     return ChapterFindings(chapter, dataset, labels, cells, base, family)
 
 
-CONTENDER_P = 0.1  # an undecided comparison on validation with a raw p below this is a close contender
+# A close contender: undecided on validation only for lack of seeds, its raw p below ALPHA (it would
+# be a difference on its own) but its Holm-adjusted p not.
+CONTENDER_P = ALPHA
 
 
 def contenders(chapter: Chapter, dataset: str, profile: str) -> list[dict]:
     """The parameter sets that earn more seeds (the sweep specification's `more_seeds`): where some
     comparison with the baseline is undecided on *validation* accuracy over the profile's own seeds
-    with a raw p below CONTENDER_P, the baseline and those close contenders. Empty when none is.
+    with a raw p below CONTENDER_P (undecided only after Holm's correction), the baseline and those
+    close contenders. Empty when none is.
     Only validation decides, and only the profile's seeds, so the choice stays put as more come in."""
     from ..experiments import notebook_experiments
 

@@ -58,9 +58,10 @@ def verdicts_section(profile: str) -> str:
     if extra:
         rows = [[f"`{nb}`", dataset_title(d), str(n), ", ".join(map(str, seeds))] for nb, d, n, seeds in extra]
         out.append(f"**Seeds where they decide.** Where a chapter's comparison on a dataset was undecided on "
-                   f"*validation* accuracy with a raw p below {CONTENDER_P:g} over the profile's seeds, the baseline "
-                   f"and those close contenders train more seeds (`more_seeds` in `notebooks/sweep.yml`). Validation "
-                   f"picks them, so the test set still chooses nothing; the verdicts then use every seed.\n")
+                   f"*validation* accuracy only for lack of seeds (over the profile's seeds, a raw p below "
+                   f"{CONTENDER_P:g} that Holm's correction lifts above it), the baseline and those close contenders "
+                   f"train more seeds (`more_seeds` in `notebooks/sweep.yml`). Validation picks them, so the test set "
+                   f"still chooses nothing; the verdicts then use every seed.\n")
         out.append(md_table(["notebook", "dataset", "settings with more seeds", "their seeds"], rows, "llrl"))
     return "\n".join(out)
 
