@@ -11,7 +11,7 @@ from typing import Any
 
 from .data import COPIES, DATASETS, OFFICIAL
 from .model import ACTIVATIONS, INITIALIZERS, POOLS
-from .registry import AUGMENTATIONS, OPTIMIZERS, SCHEDULES
+from .registry import AUGMENTATIONS, OPTIMIZERS, SAM_OPTIMIZERS, SCHEDULES
 
 PRESETS = ("modern", "classic")
 MAX_SHIFT_PIXELS = 8  # a quarter of the 32x32 input
@@ -20,7 +20,7 @@ SHIFT_PIXELS = {"mnist": 2, "fashion_mnist": 2, "cifar10": 4}
 
 # Fields added after runs were first stored enter the run key only when set away from their
 # default: every run stored before a field existed keeps its key, and so stays loadable.
-KEYED_WHEN_SET = ("shift_pixels", "test_augment", "normalize")
+KEYED_WHEN_SET = ("shift_pixels", "test_augment", "normalize", "sam_rho")
 # Fields that never enter the configuration part of the key: the data copy is keyed through the
 # data's own identity (its content hash and lossy flag), which tells the copies apart.
 KEYED_THROUGH_DATA = ("data_copy",)
@@ -55,6 +55,7 @@ class RunConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     schedule: str = "constant"
+    sam_rho: float = 0.05  # radius of a SAM optimizer's perturbation (sam_momentum, sam_adamw)
     batch_size: int = 128
     epochs: int = 10
     # regularization
@@ -97,6 +98,10 @@ class RunConfig:
         _check(self.patience >= 0, "patience", self.patience, "must be >= 0 (0 turns early stopping off)")
         _check(self.train_size >= 0, "train_size", self.train_size, "must be >= 0 (0 uses the whole training part)")
         _check(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        _check(self.sam_rho > 0, "sam_rho", self.sam_rho, "must be > 0")
+        if self.sam_rho != RunConfig.sam_rho and self.optimizer not in SAM_OPTIMIZERS:
+            raise ValueError(f"sam_rho={self.sam_rho} applies only to a SAM optimizer; got optimizer "
+                             f"{self.optimizer!r}; valid: {', '.join(SAM_OPTIMIZERS)}")
         _check(0 <= self.shift_pixels <= MAX_SHIFT_PIXELS, "shift_pixels", self.shift_pixels,
                f"must be in [0, {MAX_SHIFT_PIXELS}] (0 uses the dataset's default)")
         if self.shift_pixels and not AUGMENTATIONS[self.augment].shift:

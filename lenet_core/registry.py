@@ -10,14 +10,18 @@ and never change.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 
 import torch
 
-# (parameters, lr, weight_decay) -> optimizer. `parameters` is what `model.parameters()` yields;
-# `lr` and `weight_decay` are the RunConfig's. The loop overwrites each group's "lr" every step.
-OptimizerFactory = Callable[[Iterable[torch.nn.Parameter], float, float], torch.optim.Optimizer]
+from . import optimizers
+
+# (model, config) -> optimizer over the model's parameters, with the RunConfig's lr, weight_decay
+# (and, for SAM, sam_rho). The loop sets each group's "lr" every step: the group's lr at creation
+# times the schedule's factor.
+OptimizerFactory = Callable[[torch.nn.Module, Any], torch.optim.Optimizer]  # (model, RunConfig)
 # (t, epochs) -> multiple of the base learning rate at fractional epoch t in [0, epochs) of a run
 # of `epochs` epochs.
 ScheduleFactor = Callable[[float, int], float]
@@ -49,8 +53,8 @@ def register_schedule(name: str) -> Callable[[ScheduleFactor], ScheduleFactor]:
 
 def _torch_optimizer(cls: type[torch.optim.Optimizer], **fixed) -> OptimizerFactory:
     """A factory of `cls` with the run's lr and weight decay and these fixed hyperparameters."""
-    def make(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-        return cls(params, lr=lr, weight_decay=weight_decay, **fixed)
+    def make(model: torch.nn.Module, config) -> torch.optim.Optimizer:
+        return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, **fixed)
     make.__doc__ = f"{cls.__name__}({', '.join(f'{k}={v}' for k, v in fixed.items())})"
     return make
 
@@ -62,6 +66,21 @@ register_optimizer("rmsprop")(_torch_optimizer(torch.optim.RMSprop))
 register_optimizer("adagrad")(_torch_optimizer(torch.optim.Adagrad))
 register_optimizer("adam")(_torch_optimizer(torch.optim.Adam))
 register_optimizer("adamw")(_torch_optimizer(torch.optim.AdamW))  # Adam with decoupled weight decay
+# After 2015 (lenet_core.optimizers): Lion; Muon with AdamW beside it; AdamW without a schedule.
+register_optimizer("lion")(_torch_optimizer(optimizers.Lion))
+register_optimizer("schedule_free_adamw")(_torch_optimizer(optimizers.schedule_free_adamw))
+
+
+@register_optimizer("muon")
+def _muon(model: torch.nn.Module, config) -> torch.optim.Optimizer:
+    return optimizers.muon_with_adamw(model, config.lr, config.weight_decay)
+
+
+# Sharpness-aware minimization around a base optimizer; its radius is the RunConfig's sam_rho.
+SAM_OPTIMIZERS = {"sam_momentum": "momentum", "sam_adamw": "adamw"}
+for _name, _base in SAM_OPTIMIZERS.items():
+    register_optimizer(_name)(lambda model, config, base=_base: optimizers.SAM(OPTIMIZERS[base](model, config),
+                                                                               rho=config.sam_rho))
 
 
 # ---------------------------------------------------------------- learning-rate schedules

@@ -37,6 +37,8 @@ ENGINE_VERSION = "1"
 
 EVAL_BATCH = 2048
 DIAGNOSTIC_BATCH = 1024
+# Training images that re-estimate batch norm's statistics for averaged weights (schedule-free).
+BN_EXAMPLES = 8192
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -174,6 +176,36 @@ def _snapshot(model: nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def _mode(optimizer, mode: str, model: LeNet5 | None = None, train_x: torch.Tensor | None = None) -> None:
+    """Put an optimizer that keeps separate weights for evaluation (schedule-free) in `mode`; in
+    "eval", a network with batch norm then gets statistics of those weights, from training images."""
+    switch = getattr(optimizer, mode, None)
+    if switch is None:
+        return
+    switch()
+    if mode == "eval" and model is not None and any(isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)
+                                                    for m in model.modules()):
+        recompute_batch_norm(model, train_x)
+
+
+@torch.no_grad()
+def recompute_batch_norm(model: LeNet5, x: torch.Tensor, examples: int = BN_EXAMPLES, batch: int = 512) -> None:
+    """Batch norm's running statistics re-estimated for the current weights: the cumulative mean
+    over the first `examples` training images, in batches (as torch.optim.swa_utils.update_bn)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average
+    was_training = model.training
+    model.train()
+    for i in range(0, min(examples, len(x)), batch):
+        model(x[i:i + batch])
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
+
+
 def train(config: RunConfig, *, device: str | None = None, progress: bool | None = None,
           fast: bool = True) -> TrainedRun:
     """Train `config` and return its record (and its model and weights).
@@ -205,7 +237,9 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
     g = torch.Generator(device=dev).manual_seed(config.seed)  # batch order and augmentation
     layout = torch.channels_last if fast else torch.contiguous_format
     model = LeNet5(**config.model_kwargs()).to(dev, memory_format=layout)
-    optimizer = OPTIMIZERS[config.optimizer](model.parameters(), config.lr, config.weight_decay)
+    optimizer = OPTIMIZERS[config.optimizer](model, config)
+    for group in optimizer.param_groups:  # the schedule scales each group's own rate
+        group["base_lr"] = group["lr"]
     lr_factor = SCHEDULES[config.schedule]
     l1_params = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, TableConv2d))]
     steps = math.ceil(n / config.batch_size)
@@ -219,23 +253,31 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
+        _mode(optimizer, "train")
         loss_sum = torch.zeros((), device=dev)
         correct = torch.zeros((), device=dev, dtype=torch.long)
         perm = torch.randperm(n, device=dev, generator=g)
         lr_start = config.lr * lr_factor(epoch, config.epochs)
         for step in range(steps):
             for group in optimizer.param_groups:
-                group["lr"] = config.lr * lr_factor(epoch + step / steps, config.epochs)
+                group["lr"] = group["base_lr"] * lr_factor(epoch + step / steps, config.epochs)
             idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
             x, y = train_x[idx], train_y[idx]
             if config.augment != "none":
                 x = augment(x, config.augment, data, g, config.shift_pixels)
-            out = model(x.contiguous(memory_format=layout))
-            loss = F.cross_entropy(out, y, label_smoothing=config.label_smoothing)
-            objective = loss + config.l1 * sum(w.abs().sum() for w in l1_params) if config.l1 else loss
+            x = x.contiguous(memory_format=layout)
+
+            def objective():  # the batch's loss, its gradients computed
+                out = model(x)
+                loss = F.cross_entropy(out, y, label_smoothing=config.label_smoothing)
+                total = loss + config.l1 * sum(w.abs().sum() for w in l1_params) if config.l1 else loss
+                total.backward()
+                return out, loss
+
             optimizer.zero_grad(set_to_none=True)
-            objective.backward()
-            optimizer.step()
+            out, loss = objective()
+            # SAM takes a second gradient at its perturbed weights
+            optimizer.step(lambda: objective()[1]) if getattr(optimizer, "needs_closure", False) else optimizer.step()
             loss_sum += loss.detach() * len(y)
             correct += (out.argmax(1) == y).sum()
         train_loss = loss_sum.item() / n  # the one host sync of the epoch
@@ -244,6 +286,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
             history.append(dict(epoch=epoch + 1, train_loss=None, train_acc=None, val_loss=None,
                                 val_acc=None, lr=lr_start, seconds=time.perf_counter() - t0))
             break
+        _mode(optimizer, "eval", model, train_x)  # schedule-free: validate (and keep) its averaged weights
         val = evaluate(model, data.val_x, data.val_y, views=config.test_augment, fill=data.background)
         history.append(dict(epoch=epoch + 1, train_loss=train_loss, train_acc=correct.item() / n,
                             val_loss=val["loss"], val_acc=val["acc"], lr=lr_start,

@@ -1,0 +1,156 @@
+"""Optimizers from after 2015 that torch.optim does not hold as LeNet-5 needs them: Lion, Muon for
+convolution kernels too (with AdamW for the rest), and sharpness-aware minimization (SAM) around
+any base optimizer. The registry (`lenet_core.registry`) names them; the training loop drives them
+through two hooks: an optimizer with `needs_closure` gets `step(closure)`, where the closure
+recomputes the batch's loss and gradients; one with `train()` and `eval()` (schedule-free) is put
+in evaluation mode before every validation and test pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch.optim._muon import _adjust_lr, _zeropower_via_newtonschulz
+
+# Muon's defaults, as torch.optim.Muon has them (Jordan et al. 2024)
+MUON_MOMENTUM = 0.95
+NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)
+NS_STEPS = 5
+NS_EPS = 1e-7
+
+
+class Lion(torch.optim.Optimizer):
+    """Lion (Chen et al. 2023, "Symbolic discovery of optimization algorithms"): the update is the
+    sign of an interpolation of momentum and gradient, with decoupled weight decay.
+
+        u = sign(beta1 m + (1 - beta1) g);  w <- w (1 - lr wd) - lr u;  m <- beta2 m + (1 - beta2) g
+    """
+
+    def __init__(self, params, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
+                 weight_decay: float = 0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure: Callable | None = None):
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                m = self.state[p].setdefault("exp_avg", torch.zeros_like(p))
+                p.mul_(1 - group["lr"] * group["weight_decay"])
+                p.add_(torch.sign(m * beta1 + p.grad * (1 - beta1)), alpha=-group["lr"])
+                m.mul_(beta2).add_(p.grad, alpha=1 - beta2)
+        return loss
+
+
+class Muon(torch.optim.Optimizer):
+    """Muon on weight matrices and convolution kernels: Nesterov momentum, then the update
+    orthogonalized by torch's Newton-Schulz iteration. A kernel of shape (out, in, k, k) is
+    orthogonalized as its flattened (out, in*k*k) matrix. The step is scaled as torch.optim.Muon's
+    "match_rms_adamw" (0.2 sqrt(max(rows, columns))), so that one learning rate serves Muon and the
+    AdamW that trains the other parameters."""
+
+    def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = MUON_MOMENTUM):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum))
+
+    @torch.no_grad()
+    def step(self, closure: Callable | None = None):
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            mu = group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+                buf.mul_(mu).add_(p.grad)
+                update = p.grad.add(buf, alpha=mu).reshape(len(p), -1)  # Nesterov
+                ortho = _zeropower_via_newtonschulz(update, NS_COEFFICIENTS, NS_STEPS, NS_EPS)
+                p.mul_(1 - group["lr"] * group["weight_decay"])
+                p.add_(ortho.view_as(p).to(p.dtype), alpha=-_adjust_lr(group["lr"], "match_rms_adamw", update.shape))
+        return loss
+
+
+class Both(torch.optim.Optimizer):
+    """Two optimizers stepped together over disjoint parameters (Muon and AdamW): their groups
+    are this one's, so a schedule that sets each group's lr reaches both."""
+
+    def __init__(self, first: torch.optim.Optimizer, second: torch.optim.Optimizer):
+        self.parts = (first, second)
+        self.param_groups = first.param_groups + second.param_groups
+        self.defaults, self.state = {}, {}
+
+    def zero_grad(self, set_to_none: bool = True):
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def step(self, closure: Callable | None = None):
+        loss = None if closure is None else closure()
+        for part in self.parts:
+            part.step()
+        return loss
+
+    def state_dict(self):
+        return [part.state_dict() for part in self.parts]
+
+
+def muon_with_adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> Both:
+    """Muon for the hidden layers' weight matrices and kernels; AdamW for biases, normalization
+    parameters, trainable subsampling coefficients and the output layer, as in Muon's reference recipe.
+    The 1998 C3 table's weights, one 5x5 kernel per connection, are orthogonalized as their
+    (connections, 25) matrix."""
+    output = model.classifier[-1].weight  # LeNet5's output layer
+    matrices = [p for p in model.parameters() if p.ndim >= 2 and p is not output]
+    ids = {id(p) for p in matrices}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return Both(Muon(matrices, lr=lr, weight_decay=weight_decay),
+                torch.optim.AdamW(rest, lr=lr, weight_decay=weight_decay))
+
+
+class SAM(torch.optim.Optimizer):
+    """Sharpness-aware minimization (Foret et al. 2021): step the base optimizer with the gradient
+    taken at w + rho g / |g|, the worst nearby point to first order. Two forward and backward passes
+    a step: `step(closure)` needs the closure that recomputes the batch's loss and gradients."""
+
+    needs_closure = True
+
+    def __init__(self, base: torch.optim.Optimizer, rho: float = 0.05):
+        if rho <= 0:
+            raise ValueError(f"rho={rho!r} is out of range: must be > 0")
+        self.base, self.rho = base, rho
+        self.param_groups, self.defaults, self.state = base.param_groups, base.defaults, base.state
+
+    def zero_grad(self, set_to_none: bool = True):
+        self.base.zero_grad(set_to_none=set_to_none)
+
+    def step(self, closure: Callable | None = None):
+        if closure is None:
+            raise ValueError("SAM needs step(closure): the closure recomputes the loss and its gradients")
+        params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+        with torch.no_grad():
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+            scale = self.rho / (norm + 1e-12)
+            moves = [p.grad * scale for p in params]
+            for p, e in zip(params, moves):
+                p.add_(e)
+        self.base.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            loss = closure()  # the gradient at the perturbed weights
+        with torch.no_grad():
+            for p, e in zip(params, moves):
+                p.sub_(e)
+        self.base.step()
+        return loss
+
+    def state_dict(self):
+        return self.base.state_dict()
+
+
+def schedule_free_adamw(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float):
+    """AdamW without a schedule (Defazio et al. 2024, the `schedulefree` package): its weights for
+    evaluation are an average, so the loop calls its eval() before validating and testing."""
+    import schedulefree
+
+    return schedulefree.AdamWScheduleFree(params, lr=lr, weight_decay=weight_decay, warmup_steps=0)

@@ -1,0 +1,110 @@
+"""The optimizers from after 2015 (lenet_core.optimizers), checked against their update rules on
+small tensors (tests/test_train.py trains every registered optimizer)."""
+
+import math
+
+import pytest
+import torch
+from torch.optim._muon import _zeropower_via_newtonschulz
+
+from lenet_core import optimizers
+from lenet_core.config import RunConfig
+from lenet_core.model import LeNet5
+from lenet_core.registry import OPTIMIZERS, SAM_OPTIMIZERS
+from lenet_core.train import recompute_batch_norm
+
+
+def test_lion_steps_by_the_sign_of_interpolated_momentum_with_decoupled_decay():
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5]))
+    opt = optimizers.Lion([w], lr=0.1, betas=(0.9, 0.99), weight_decay=0.5)
+    grads = [torch.tensor([0.3, 0.2, -1.0]), torch.tensor([-0.5, 0.1, 0.02])]
+    m, expected = torch.zeros(3), w.detach().clone()
+    for g in grads:
+        w.grad = g.clone()
+        opt.step()
+        expected = expected * (1 - 0.1 * 0.5) - 0.1 * torch.sign(0.9 * m + 0.1 * g)
+        m = 0.99 * m + 0.01 * g
+    assert torch.allclose(w.detach(), expected)
+    assert torch.allclose(opt.state[w]["exp_avg"], m)
+
+
+def test_muon_orthogonalizes_a_kernel_as_its_flattened_matrix():
+    torch.manual_seed(0)
+    kernel = torch.nn.Parameter(torch.randn(6, 3, 5, 5))
+    before = kernel.detach().clone()
+    grad = torch.randn(6, 3, 5, 5)
+    kernel.grad = grad.clone()
+    optimizers.Muon([kernel], lr=0.01, momentum=0.95).step()
+    step = (before - kernel.detach()).reshape(6, -1)
+    nesterov = (grad + 0.95 * grad).reshape(6, -1)  # first step: buffer = g, update = g + mu * buffer
+    ortho = _zeropower_via_newtonschulz(nesterov, optimizers.NS_COEFFICIENTS, optimizers.NS_STEPS, optimizers.NS_EPS)
+    scale = 0.01 * 0.2 * math.sqrt(75)  # match_rms_adamw: 0.2 sqrt(max(rows, columns))
+    assert torch.allclose(step, scale * ortho.float(), atol=1e-6)
+    singular = torch.linalg.svdvals(step / scale)
+    assert singular.min() > 0.5 and singular.max() < 1.5  # orthogonal up to Newton-Schulz's spread
+    assert torch.linalg.svdvals(nesterov).max() / torch.linalg.svdvals(nesterov).min() > 1.5  # the raw one is not
+
+
+def test_muon_trains_hidden_matrices_and_adamw_the_rest():
+    model = LeNet5(in_channels=1, act="relu", pool="subsample", init="default", dropout=0.0,
+                   batch_norm=True, c3_table=False)
+    opt = OPTIMIZERS["muon"](model, RunConfig(optimizer="muon", lr=0.002))
+    muon, adamw = opt.parts
+    in_muon = {id(p) for g in muon.param_groups for p in g["params"]}
+    in_adamw = {id(p) for g in adamw.param_groups for p in g["params"]}
+    assert not in_muon & in_adamw and in_muon | in_adamw == {id(p) for p in model.parameters()}
+    assert id(model.classifier[-1].weight) in in_adamw  # the output layer
+    assert all(p.ndim >= 2 for g in muon.param_groups for p in g["params"])
+    assert all(p.ndim == 1 for g in adamw.param_groups for p in g["params"] if p is not model.classifier[-1].weight)
+    assert [g["lr"] for g in opt.param_groups] == [0.002, 0.002]  # one rate, scheduled together
+
+
+def test_sam_steps_with_the_gradient_at_the_worst_nearby_point():
+    a = torch.tensor([1.0, -1.0])
+    w = torch.nn.Parameter(torch.tensor([3.0, 1.0]))
+    opt = optimizers.SAM(torch.optim.SGD([w], lr=0.1), rho=0.5)
+
+    def closure():
+        loss = 0.5 * ((w - a) ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.zero_grad()
+    closure()
+    g = w.grad.detach().clone()
+    worst = w.detach() + 0.5 * g / g.norm()
+    opt.step(closure)
+    assert torch.allclose(w.detach(), torch.tensor([3.0, 1.0]) - 0.1 * (worst - a))
+    with pytest.raises(ValueError, match="SAM needs step\\(closure\\)"):
+        opt.step()
+    with pytest.raises(ValueError, match="rho=0 is out of range"):
+        optimizers.SAM(torch.optim.SGD([w], lr=0.1), rho=0)
+
+
+def test_sam_rho_is_validated_and_only_for_sam():
+    assert RunConfig(optimizer="sam_adamw", sam_rho=0.1).sam_rho == 0.1
+    with pytest.raises(ValueError, match="sam_rho=0.1 applies only to a SAM optimizer; got optimizer 'adam'; "
+                                         "valid: sam_momentum, sam_adamw"):
+        RunConfig(optimizer="adam", sam_rho=0.1)
+    with pytest.raises(ValueError, match="sam_rho=-1.0 is out of range: must be > 0"):
+        RunConfig(optimizer="sam_momentum", sam_rho=-1)
+    # the default stays out of the run key, so every run stored before SAM keeps its key
+    assert "sam_rho" not in RunConfig().canonical_json() and "sam_rho" in RunConfig(
+        optimizer="sam_adamw", sam_rho=0.1).canonical_json()
+    assert set(SAM_OPTIMIZERS) <= set(OPTIMIZERS)
+
+
+def test_batch_norm_statistics_are_recomputed_for_the_current_weights():
+    torch.manual_seed(0)
+    model = LeNet5(in_channels=1, act="relu", pool="max", init="default", dropout=0.0, batch_norm=True,
+                   c3_table=False).eval()
+    x = torch.randn(600, 1, 32, 32) * 2 + 1
+    seen = []
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    handle = bn.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach()))
+    recompute_batch_norm(model, x, examples=512, batch=128)
+    handle.remove()
+    inputs = torch.cat(seen)
+    assert len(inputs) == 512 and not model.training  # back in the mode it was in
+    assert torch.allclose(bn.running_mean, inputs.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert bn.momentum == 0.1  # put back
