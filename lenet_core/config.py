@@ -20,7 +20,8 @@ SHIFT_PIXELS = {"mnist": 2, "fashion_mnist": 2, "cifar10": 4}
 
 # Fields added after runs were first stored enter the run key only when set away from their
 # default: every run stored before a field existed keeps its key, and so stays loadable.
-KEYED_WHEN_SET = ("shift_pixels", "test_augment", "normalize", "sam_rho")
+KEYED_WHEN_SET = ("shift_pixels", "test_augment", "normalize", "sam_rho", "average", "ema_decay", "swa_start")
+AVERAGES = ("none", "ema", "swa")
 # Fields that never enter the configuration part of the key: the data copy is keyed through the
 # data's own identity (its content hash and lossy flag), which tells the copies apart.
 KEYED_THROUGH_DATA = ("data_copy",)
@@ -56,6 +57,12 @@ class RunConfig:
     lr: float = 1e-3
     schedule: str = "constant"
     sam_rho: float = 0.05  # radius of a SAM optimizer's perturbation (sam_momentum, sam_adamw)
+    # Weight averaging: validation and test see an exponential moving average of the weights
+    # ("ema", decay ema_decay per step) or their mean over the epochs after the first swa_start
+    # fraction of the run ("swa"); training is unchanged.
+    average: str = "none"
+    ema_decay: float = 0.999
+    swa_start: float = 0.75
     batch_size: int = 128
     epochs: int = 10
     # regularization
@@ -99,6 +106,17 @@ class RunConfig:
         _check(self.train_size >= 0, "train_size", self.train_size, "must be >= 0 (0 uses the whole training part)")
         _check(self.seed >= 0, "seed", self.seed, "must be >= 0")
         _check(self.sam_rho > 0, "sam_rho", self.sam_rho, "must be > 0")
+        if self.average not in AVERAGES:
+            raise ValueError(f"unknown average {self.average!r}; valid: {', '.join(AVERAGES)}")
+        _check(0 < self.ema_decay < 1, "ema_decay", self.ema_decay, "must be in (0, 1)")
+        _check(0 <= self.swa_start < 1, "swa_start", self.swa_start, "must be in [0, 1)")
+        for name, needs in (("ema_decay", "ema"), ("swa_start", "swa")):
+            if getattr(self, name) != getattr(RunConfig, name) and self.average != needs:
+                raise ValueError(f"{name}={getattr(self, name)} applies only to average {needs!r}; got "
+                                 f"average {self.average!r}")
+        if self.average != "none" and self.optimizer == "schedule_free_adamw":
+            raise ValueError("average applies to an optimizer that does not average already; "
+                             "schedule_free_adamw evaluates its own average")
         if self.sam_rho != RunConfig.sam_rho and self.optimizer not in SAM_OPTIMIZERS:
             raise ValueError(f"sam_rho={self.sam_rho} applies only to a SAM optimizer; got optimizer "
                              f"{self.optimizer!r}; valid: {', '.join(SAM_OPTIMIZERS)}")

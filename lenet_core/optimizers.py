@@ -154,3 +154,65 @@ def schedule_free_adamw(params: Iterable[torch.nn.Parameter], lr: float, weight_
     import schedulefree
 
     return schedulefree.AdamWScheduleFree(params, lr=lr, weight_decay=weight_decay, warmup_steps=0)
+
+
+class Averaged(torch.optim.Optimizer):
+    """The run's optimizer, with an average of the weights it visits that validation and test see.
+
+    "ema": an exponential moving average, updated after every step (a <- decay a + (1 - decay) w).
+    "swa": stochastic weight averaging (Izmailov et al. 2018), the plain mean of the weights at the
+    end of each epoch after the first `start` epochs; before that the network is evaluated as it is.
+    `eval()` puts the average into the network (the loop then re-estimates batch norm's statistics
+    for it) and `train()` puts the trained weights back, so training never sees the average.
+    """
+
+    averages = True
+
+    def __init__(self, base: torch.optim.Optimizer, model: torch.nn.Module, kind: str, decay: float = 0.999,
+                 start: int = 0):
+        if kind not in ("ema", "swa"):
+            raise ValueError(f"unknown average {kind!r}; valid: ema, swa")
+        self.base, self.kind, self.decay, self.start = base, kind, decay, start
+        self.param_groups, self.defaults, self.state = base.param_groups, base.defaults, base.state
+        self.needs_closure = getattr(base, "needs_closure", False)
+        self.weights = list(model.parameters())
+        self.average = [w.detach().clone() for w in self.weights]
+        self.count, self.epochs, self.saved = 0, 0, None
+
+    def zero_grad(self, set_to_none: bool = True):
+        self.base.zero_grad(set_to_none=set_to_none)
+
+    @torch.no_grad()
+    def step(self, closure: Callable | None = None):
+        loss = self.base.step(closure) if closure is not None else self.base.step()
+        if self.kind == "ema":
+            for a, w in zip(self.average, self.weights):
+                a.lerp_(w, 1 - self.decay)
+        return loss
+
+    @torch.no_grad()
+    def eval(self):
+        self.epochs += 1
+        if self.kind == "swa" and self.epochs > self.start:
+            self.count += 1
+            for a, w in zip(self.average, self.weights):
+                a.copy_(w) if self.count == 1 else a.add_(w - a, alpha=1 / self.count)
+        if self.kind == "ema" or self.count:
+            self.saved = [w.detach().clone() for w in self.weights]
+            for a, w in zip(self.average, self.weights):
+                w.copy_(a)
+
+    @torch.no_grad()
+    def train(self):
+        if self.saved is not None:
+            for s, w in zip(self.saved, self.weights):
+                w.copy_(s)
+            self.saved = None
+
+    @property
+    def evaluating_average(self) -> bool:
+        """Whether the network holds the average now (between eval() and train())."""
+        return self.saved is not None
+
+    def state_dict(self):
+        return self.base.state_dict()

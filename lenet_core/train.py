@@ -24,6 +24,7 @@ from torch import nn
 from .config import SHIFT_PIXELS, RunConfig
 from .data import Splits, splits
 from .diagnostics import trained_summary
+from .optimizers import Averaged
 from .model import LeNet5, TableConv2d, count_parameters
 from .registry import AUGMENTATIONS, OPTIMIZERS, SCHEDULES
 
@@ -183,7 +184,7 @@ def _mode(optimizer, mode: str, model: LeNet5 | None = None, train_x: torch.Tens
     if switch is None:
         return
     switch()
-    if mode == "eval" and model is not None and any(isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)
+    if mode == "eval" and getattr(optimizer, "evaluating_average", True) and any(isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)
                                                     for m in model.modules()):
         recompute_batch_norm(model, train_x)
 
@@ -238,6 +239,9 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
     layout = torch.channels_last if fast else torch.contiguous_format
     model = LeNet5(**config.model_kwargs()).to(dev, memory_format=layout)
     optimizer = OPTIMIZERS[config.optimizer](model, config)
+    if config.average != "none":  # validated and tested as the averaged network
+        optimizer = Averaged(optimizer, model, config.average, config.ema_decay,
+                             start=math.floor(config.swa_start * config.epochs))
     for group in optimizer.param_groups:  # the schedule scales each group's own rate
         group["base_lr"] = group["lr"]
     lr_factor = SCHEDULES[config.schedule]
@@ -286,10 +290,13 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
             history.append(dict(epoch=epoch + 1, train_loss=None, train_acc=None, val_loss=None,
                                 val_acc=None, lr=lr_start, seconds=time.perf_counter() - t0))
             break
-        _mode(optimizer, "eval", model, train_x)  # schedule-free: validate (and keep) its averaged weights
+        entry = dict(epoch=epoch + 1, train_loss=train_loss, train_acc=correct.item() / n)
+        if config.average != "none":  # the network as trained, beside its average
+            raw = evaluate(model, data.val_x, data.val_y, views=config.test_augment, fill=data.background)
+            entry.update(val_loss_raw=raw["loss"], val_acc_raw=raw["acc"])
+        _mode(optimizer, "eval", model, train_x)  # averaged weights (schedule-free, ema, swa) from here
         val = evaluate(model, data.val_x, data.val_y, views=config.test_augment, fill=data.background)
-        history.append(dict(epoch=epoch + 1, train_loss=train_loss, train_acc=correct.item() / n,
-                            val_loss=val["loss"], val_acc=val["acc"], lr=lr_start,
+        history.append(dict(**entry, val_loss=val["loss"], val_acc=val["acc"], lr=lr_start,
                             seconds=time.perf_counter() - t0))
         bar.set_postfix(val_acc=f"{val['acc']:.4f}")
         if best is None or val["loss"] < best["val_loss"]:

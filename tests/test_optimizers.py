@@ -108,3 +108,67 @@ def test_batch_norm_statistics_are_recomputed_for_the_current_weights():
     assert len(inputs) == 512 and not model.training  # back in the mode it was in
     assert torch.allclose(bn.running_mean, inputs.mean(dim=(0, 2, 3)), atol=1e-5)
     assert bn.momentum == 0.1  # put back
+
+
+def _averaged(kind: str, **kw):
+    holder = torch.nn.Module()
+    holder.w = torch.nn.Parameter(torch.zeros(2))
+    return holder.w, optimizers.Averaged(torch.optim.SGD([holder.w], lr=1.0), holder, kind, **kw)
+
+
+def test_an_exponential_average_follows_every_step_and_is_what_evaluation_sees():
+    w, opt = _averaged("ema", decay=0.5)
+    expected = torch.zeros(2)
+    for g in ([1.0, -1.0], [2.0, 0.0], [0.0, 4.0]):
+        w.grad = -torch.tensor(g)  # lr 1: w moves by +g
+        opt.step()
+        expected = 0.5 * expected + 0.5 * w.detach()
+    raw = w.detach().clone()
+    opt.eval()
+    assert opt.evaluating_average and torch.allclose(w.detach(), expected)
+    opt.train()
+    assert not opt.evaluating_average and torch.equal(w.detach(), raw)  # training goes on from its own weights
+
+
+def test_weight_averaging_means_the_epoch_end_weights_after_its_start():
+    w, opt = _averaged("swa", start=1)
+    ends = []
+    for epoch, g in enumerate(([1.0, 1.0], [2.0, -2.0], [4.0, 0.0])):
+        opt.train()
+        w.grad = -torch.tensor(g)
+        opt.step()
+        ends.append(w.detach().clone())
+        opt.eval()
+        if epoch == 0:  # before its start the network is evaluated as it is
+            assert not opt.evaluating_average and torch.equal(w.detach(), ends[0])
+    assert torch.allclose(w.detach(), (ends[1] + ends[2]) / 2)
+    with pytest.raises(ValueError, match="unknown average 'mean'; valid: ema, swa"):
+        _averaged("mean")
+
+
+def test_averaging_settings_are_validated_where_they_enter():
+    assert RunConfig(average="swa", swa_start=0.5).swa_start == 0.5
+    with pytest.raises(ValueError, match="unknown average 'polyak'; valid: none, ema, swa"):
+        RunConfig(average="polyak")
+    with pytest.raises(ValueError, match="ema_decay=0.99 applies only to average 'ema'; got average 'swa'"):
+        RunConfig(average="swa", ema_decay=0.99)
+    with pytest.raises(ValueError, match="swa_start=1.0 is out of range: must be in \\[0, 1\\)"):
+        RunConfig(average="swa", swa_start=1.0)
+    with pytest.raises(ValueError, match="schedule_free_adamw evaluates its own average"):
+        RunConfig(average="ema", optimizer="schedule_free_adamw")
+    keyed = RunConfig().canonical_json()
+    assert all(name not in keyed for name in ("average", "ema_decay", "swa_start"))
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("mnist_ready")
+def test_an_averaged_run_records_the_raw_network_beside_its_average():
+    from lenet_core.train import train
+
+    tiny = dict(train_size=512, epochs=2, batch_size=64, batch_norm=True)
+    swa = train(RunConfig(average="swa", swa_start=0.5, **tiny), progress=False).record["history"]
+    assert swa[0]["val_acc"] == swa[0]["val_acc_raw"]  # epoch 1: nothing averaged yet
+    ema = train(RunConfig(average="ema", ema_decay=0.9, **tiny), progress=False).record["history"]
+    assert all(h["val_loss"] != h["val_loss_raw"] for h in ema)
+    plain = train(RunConfig(**tiny), progress=False).record["history"]
+    assert "val_acc_raw" not in plain[0]
