@@ -54,7 +54,7 @@ data/%.json: | $(INSTALLED)
 # committed store in results/ only ever holds real profiles' runs. TEST_JOBS processes share
 # the tests (pytest-xdist, one thread each); a notebook's cells stay together in one of them.
 test: install data
-	$(BIN)/python -m pytest -n $(TEST_JOBS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --durations=20
 	@store=$$(mktemp -d) && trap 'rm -rf "$$store"' EXIT && \
 	LENET_PROFILE=smoke LENET_RESULTS_DIR=$$store/results LENET_CHECKPOINTS_DIR=$$store/checkpoints \
 	LENET_PROGRESS=0 LENET_THREADS=1 $(BIN)/python -m pytest --nbval-lax -n $(TEST_JOBS) --dist loadscope \

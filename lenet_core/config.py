@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .data import COPIES, DATASETS, OFFICIAL
+from .mixing import MIXES
 from .model import ACTIVATIONS, INITIALIZERS, POOLS
 from .registry import AUGMENTATIONS, OPTIMIZERS, SAM_OPTIMIZERS, SCHEDULES
 
@@ -20,7 +21,8 @@ SHIFT_PIXELS = {"mnist": 2, "fashion_mnist": 2, "cifar10": 4}
 
 # Fields added after runs were first stored enter the run key only when set away from their
 # default: every run stored before a field existed keeps its key, and so stays loadable.
-KEYED_WHEN_SET = ("shift_pixels", "test_augment", "normalize", "sam_rho", "average", "ema_decay", "swa_start")
+KEYED_WHEN_SET = ("shift_pixels", "test_augment", "normalize", "sam_rho", "average", "ema_decay", "swa_start",
+                  "mix", "mix_alpha", "cutout_pixels")
 AVERAGES = ("none", "ema", "swa")
 # Fields that never enter the configuration part of the key: the data copy is keyed through the
 # data's own identity (its content hash and lossy flag), which tells the copies apart.
@@ -71,6 +73,11 @@ class RunConfig:
     label_smoothing: float = 0.0
     augment: str = "none"
     shift_pixels: int = 0  # largest shift of a shifting augment; 0 = the dataset's default (SHIFT_PIXELS)
+    # A mixing augmentation of each batch after the shifts and flips (lenet_core.mixing): cutout's
+    # square side (0 = the dataset's default, mixing.CUTOUT_PIXELS), mixup's and cutmix's Beta alpha.
+    mix: str = "none"
+    mix_alpha: float = 1.0
+    cutout_pixels: int = 0
     # Evaluation (validation and test) averages the predicted probabilities over views of each image:
     # "shift" adds the image moved by one pixel each way (5 views), "flip" its mirror image (x2).
     test_augment: str = "none"
@@ -106,6 +113,15 @@ class RunConfig:
         _check(self.train_size >= 0, "train_size", self.train_size, "must be >= 0 (0 uses the whole training part)")
         _check(self.seed >= 0, "seed", self.seed, "must be >= 0")
         _check(self.sam_rho > 0, "sam_rho", self.sam_rho, "must be > 0")
+        if self.mix not in MIXES:
+            raise ValueError(f"unknown mix {self.mix!r}; valid: {', '.join(MIXES)}")
+        _check(self.mix_alpha > 0, "mix_alpha", self.mix_alpha, "must be > 0")
+        _check(0 <= self.cutout_pixels <= 32, "cutout_pixels", self.cutout_pixels,
+               "must be in [0, 32] (0 uses the dataset's default)")
+        for name, needs in (("mix_alpha", ("mixup", "cutmix")), ("cutout_pixels", ("cutout",))):
+            if getattr(self, name) != getattr(RunConfig, name) and self.mix not in needs:
+                raise ValueError(f"{name}={getattr(self, name)} applies only to mix {' or '.join(needs)}; "
+                                 f"got mix {self.mix!r}")
         if self.average not in AVERAGES:
             raise ValueError(f"unknown average {self.average!r}; valid: {', '.join(AVERAGES)}")
         _check(0 < self.ema_decay < 1, "ema_decay", self.ema_decay, "must be in (0, 1)")

@@ -24,6 +24,7 @@ from torch import nn
 from .config import SHIFT_PIXELS, RunConfig
 from .data import Splits, splits
 from .diagnostics import trained_summary
+from .mixing import CUTOUT_PIXELS, mix
 from .optimizers import Averaged
 from .model import LeNet5, TableConv2d, count_parameters
 from .registry import AUGMENTATIONS, OPTIMIZERS, SCHEDULES
@@ -269,11 +270,18 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
             x, y = train_x[idx], train_y[idx]
             if config.augment != "none":
                 x = augment(x, config.augment, data, g, config.shift_pixels)
+            if config.mix != "none":
+                x, y_other, share = mix(x, y, config.mix, config.mix_alpha, g, fill=data.background,
+                                        cutout_side=config.cutout_pixels or CUTOUT_PIXELS[data.name])
             x = x.contiguous(memory_format=layout)
 
             def objective():  # the batch's loss, its gradients computed
                 out = model(x)
-                loss = F.cross_entropy(out, y, label_smoothing=config.label_smoothing)
+                if config.mix in ("mixup", "cutmix"):  # cross-entropy against the mixed label
+                    ce = partial(F.cross_entropy, out, reduction="none", label_smoothing=config.label_smoothing)
+                    loss = (share * ce(y) + (1 - share) * ce(y_other)).mean()
+                else:
+                    loss = F.cross_entropy(out, y, label_smoothing=config.label_smoothing)
                 total = loss + config.l1 * sum(w.abs().sum() for w in l1_params) if config.l1 else loss
                 total.backward()
                 return out, loss

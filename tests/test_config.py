@@ -22,8 +22,8 @@ def test_unknown_names_are_refused_with_the_choices(field):
 def test_the_valid_names_are_the_registry_tables(field, table):
     """No second list: RunConfig checks a name against the very table the training loop indexes."""
     assert NAME_CHOICES[field] is table
-    with pytest.raises(ValueError, match=f"unknown {field} 'lion'; valid: {', '.join(table)}$"):
-        RunConfig(**{field: "lion"})
+    with pytest.raises(ValueError, match=f"unknown {field} 'lamb'; valid: {', '.join(table)}$"):
+        RunConfig(**{field: "lamb"})
 
 
 def test_stored_names_stay_valid():
