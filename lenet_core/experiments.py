@@ -83,11 +83,26 @@ def param_sets(notebook: str) -> list[dict]:
 
 
 def seeds_of(notebook: str, profile: str, dataset: str, params: dict) -> list[int]:
-    """The seeds one parameter set trains: the profile's, or the entry's `more_seeds` for it."""
+    """The seeds one parameter set trains: the profile's, or the entry's `more_seeds` for it
+    (unless those are still `pending`: being trained, not yet published)."""
     more = (check_notebook(notebook).get("more_seeds") or {}).get(active_profile(profile), {})
-    if params in more.get(dataset, []):
+    if params in more.get(dataset, []) and not more.get("pending"):
         return list(more["seeds"])
     return list(profile_settings(notebook, profile)["seeds"])
+
+
+def pending_seed_configs(profile: str) -> list[RunConfig]:
+    """The runs of every `more_seeds` entry of `profile` marked pending: planned (their stored runs
+    belong in the store) but not yet published, and not yet required to be complete."""
+    configs = []
+    for notebook, entry in load_spec()["notebooks"].items():
+        more = (entry.get("more_seeds") or {}).get(profile, {})
+        if more.get("pending"):
+            for dataset, sets in more.items():
+                if dataset not in ("seeds", "pending"):
+                    configs += [c for params in sets for c in experiment(
+                        notebook, dataset=dataset, profile=profile, seeds=more["seeds"], **params).configs]
+    return configs
 
 
 def published_copy(dataset: str) -> str:

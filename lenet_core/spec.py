@@ -102,10 +102,12 @@ def _notebook(check: Layout, entry, where: str) -> None:
 
 def _more_seeds(check: Layout, entry: dict, where: str) -> None:
     """Per profile, the seeds some parameter sets train instead of the profile's, per dataset: each
-    set must be one the entry's `params` has."""
+    set must be one the entry's `params` has. `pending: true` while their runs are being trained."""
     sets = expand_params(entry.get("params", [{}]))
     for profile, more in check.mapping(entry["more_seeds"], where, PROFILES).items():
-        more = check.mapping(more, f"{where}.{profile}", ["seeds", *DATASETS], ["seeds"])
+        more = check.mapping(more, f"{where}.{profile}", ["seeds", "pending", *DATASETS], ["seeds"])
+        if not isinstance(more.get("pending", False), bool):
+            check.fail(f"{where}.{profile}.pending", f"expected true or false; got {more['pending']!r}")
         if not isinstance(more["seeds"], list) or not more["seeds"] or \
                 not all(isinstance(s, int) and not isinstance(s, bool) for s in more["seeds"]):
             check.fail(f"{where}.{profile}.seeds", f"expected a list of seeds such as [0, 1, 2, 3, 4]; "

@@ -65,12 +65,14 @@ def plan(profile: str, only: list[str] | None = None, datasets: list[str] | None
 
 def planned_keys() -> set[str]:
     """The key of every run some profile plans: the jobs on the copies the book publishes, on the
-    copies still being trained beside them, and both sides of the copy comparison."""
-    from .experiments import PROFILES, copies_in_progress, copy_comparison
+    copies still being trained beside them, the extra seeds still pending, and both sides of the
+    copy comparison."""
+    from .experiments import PROFILES, copies_in_progress, copy_comparison, pending_seed_configs
     from .store import run_key
 
     keys = {run_key(c) for profile in PROFILES for copy in [None, *copies_in_progress()]
             for job in plan(profile, data_copy=copy)[0] for c in job.configs}
+    keys |= {run_key(c) for profile in PROFILES for c in pending_seed_configs(profile)}
     return keys | {run_key(c) for pair in copy_comparison("full") for c in pair.official.configs + pair.other.configs}
 
 

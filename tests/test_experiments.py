@@ -12,6 +12,11 @@ from lenet_core.schema import SchemaError
 SPEC = Path(__file__).resolve().parents[1] / "notebooks" / "sweep.yml"
 
 
+def _spec_text() -> str:
+    """The published specification, with its extra seeds trained (no `pending` marks)."""
+    return re.sub(r"\n *pending: true[^\n]*", "", SPEC.read_text())
+
+
 def _use_spec(tmp_path, monkeypatch, text: str) -> Path:
     spec = tmp_path / "sweep.yml"
     spec.write_text(text)
@@ -46,7 +51,7 @@ def test_the_specification_loads_and_says_what_kind_each_notebook_is():
 
 def _refused(tmp_path, monkeypatch, old: str, new: str) -> str:
     """The error of loading the published specification with `old` replaced by `new`."""
-    text = SPEC.read_text()
+    text = _spec_text()
     assert text.count(old) == 1, old
     spec = _use_spec(tmp_path, monkeypatch, text.replace(old, new))
     with pytest.raises(SchemaError) as refused:
@@ -91,8 +96,8 @@ def test_each_kind_has_its_own_keys_and_an_unknown_kind_is_refused(tmp_path, mon
     assert "notebooks.modern: unknown key 'ladder' (an entry of kind grid)" in message
 
 
-def test_more_seeds_go_to_the_listed_parameter_sets_of_their_profile_and_dataset_only():
-    experiments._load.cache_clear()
+def test_more_seeds_go_to_the_listed_parameter_sets_of_their_profile_and_dataset_only(tmp_path, monkeypatch):
+    _use_spec(tmp_path, monkeypatch, _spec_text())
     seeds = {act: [c.seed for c in experiments.experiment("activation", dataset="mnist", profile="full", act=act).configs]
              for act in ("silu", "relu", "tanh")}
     assert seeds == {"silu": [0, 1, 2, 3, 4], "relu": [0, 1, 2, 3, 4], "tanh": [0, 1, 2]}
@@ -101,7 +106,22 @@ def test_more_seeds_go_to_the_listed_parameter_sets_of_their_profile_and_dataset
     assert experiments.seeds_of("activation", "full", "fashion_mnist", {"act": "sigmoid"}) == [0, 1, 2, 3, 4]
 
 
+def test_pending_extra_seeds_are_planned_but_not_yet_published(tmp_path, monkeypatch):
+    text = _spec_text()
+    old = "        seeds: [0, 1, 2, 3, 4]\n        mnist: [{act: relu}"
+    assert text.count(old) == 1
+    _use_spec(tmp_path, monkeypatch, text.replace(old, old.replace("\n", "\n        pending: true\n")))
+    silu = experiments.experiment("activation", dataset="mnist", profile="full", act="silu")
+    assert [c.seed for c in silu.configs] == [0, 1, 2]  # the pages keep the profile's seeds
+    pending = experiments.pending_seed_configs("full")
+    assert silu.configs[0].replace(seed=4) in pending and len({c.act for c in pending}) == 4  # relu gelu silu sigmoid
+    assert experiments.pending_seed_configs("quick") == []
+
+
 @pytest.mark.parametrize("old, new, error", [
+    ("        seeds: [0, 1, 2, 3, 4]\n        mnist: [{act: relu}",
+     "        seeds: [0, 1, 2, 3, 4]\n        pending: yes please\n        mnist: [{act: relu}",
+     "notebooks.activation.more_seeds.full.pending: expected true or false; got 'yes please'"),
     ("mnist: [{act: relu}, {act: gelu}, {act: silu}]", "mnist: [{act: relu}, {act: gelu}, {act: selu}]",
      "notebooks.activation.more_seeds.full.mnist[2]: {'act': 'selu'} is not one of the entry's "
      "parameter sets; valid: [{'act': 'sigmoid'}, {'act': 'tanh'}"),

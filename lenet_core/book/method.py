@@ -43,9 +43,9 @@ def verdicts_section(profile: str) -> str:
     from .found import CONTENDER_P
 
     spec = load_spec()
-    extra = [(nb, d, len(sets), more["seeds"]) for nb, entry in spec["notebooks"].items()
+    extra = [(nb, d, len(sets), more["seeds"], more.get("pending", False)) for nb, entry in spec["notebooks"].items()
              for p, more in (entry.get("more_seeds") or {}).items() if p == profile
-             for d, sets in more.items() if d != "seeds"]
+             for d, sets in more.items() if d not in ("seeds", "pending")]
     out = ["## How the verdicts are reached\n\n"
            f"Each chapter's settings are compared with its baseline, dataset by dataset, as one family of "
            f"comparisons; the ladder's rungs, each against the rung before, are another. Within a family, Holm's "
@@ -56,7 +56,9 @@ def verdicts_section(profile: str) -> str:
            f"the spread of those seeds: an effect smaller than that may exist unseen. Seeds that failed (diverged, "
            f"stayed near chance, or fell back to it) are named with what their records show.\n"]
     if extra:
-        rows = [[f"`{nb}`", dataset_title(d), str(n), ", ".join(map(str, seeds))] for nb, d, n, seeds in extra]
+        rows = [[f"`{nb}`", dataset_title(d), str(n), ", ".join(map(str, seeds))
+                 + (" (being trained; the pages use the profile's seeds until they are in)" if pending else "")]
+                for nb, d, n, seeds, pending in extra]
         out.append(f"**Seeds where they decide.** Where a chapter's comparison on a dataset was undecided on "
                    f"*validation* accuracy only for lack of seeds (over the profile's seeds, a raw p below "
                    f"{CONTENDER_P:g} that Holm's correction lifts above it), the baseline and those close contenders "
