@@ -42,9 +42,10 @@ def cell_of(exp) -> Cell:
     return Cell(stored, stored.expected)
 
 
-def experiment_cell(notebook: str, dataset: str, profile: str, params: dict) -> Cell:
+def experiment_cell(notebook: str, dataset: str, profile: str, params: dict, seeds=None) -> Cell:
+    """The stored runs of one setting (its seeds as the specification gives them, unless `seeds`)."""
     try:
-        exp = notebook_experiments(notebook, dataset, profile, **params)[0]
+        exp = notebook_experiments(notebook, dataset, profile, seeds=seeds, **params)[0]
     except ValueError:  # a combination this dataset does not allow
         return Cell(applicable=False)
     return cell_of(exp)

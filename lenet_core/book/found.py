@@ -55,18 +55,11 @@ def contenders(chapter: Chapter, dataset: str, profile: str) -> list[dict]:
     with a raw p below CONTENDER_P (undecided only after Holm's correction), the baseline and those
     close contenders. Empty when none is.
     Only validation decides, and only the profile's seeds, so the choice stays put as more come in."""
-    from ..experiments import notebook_experiments
-
     sets = param_sets(chapter.notebook)
     seeds = profile_settings(chapter.notebook, profile)["seeds"]
-    runs = []
-    for p in sets:
-        try:
-            runs.append(notebook_experiments(chapter.notebook, dataset, profile, seeds=seeds, **p)[0].stored_runs())
-        except ValueError:  # a combination the dataset does not allow
-            runs.append(None)
+    cells = [experiment_cell(chapter.notebook, dataset, profile, p, seeds=seeds) for p in sets]
     base = sets.index(chapter.baseline)
-    family = judge([(i, r, runs[base]) for i, r in enumerate(runs) if i != base and r is not None],
+    family = judge([(i, c, cells[base]) for i, c in enumerate(cells) if i != base and c.applicable],
                    metric="val_acc_best")
     close = [c.label for c in family.contrasts if c.verdict == "undecided" and c.p < CONTENDER_P]
     return [sets[i] for i in sorted([base, *close])] if close else []
