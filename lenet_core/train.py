@@ -185,8 +185,7 @@ def _mode(optimizer, mode: str, model: LeNet5 | None = None, train_x: torch.Tens
     if switch is None:
         return
     switch()
-    if mode == "eval" and getattr(optimizer, "evaluating_average", True) and any(isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)
-                                                    for m in model.modules()):
+    if mode == "eval" and getattr(optimizer, "evaluating_average", True):
         recompute_batch_norm(model, train_x)
 
 
@@ -195,6 +194,8 @@ def recompute_batch_norm(model: LeNet5, x: torch.Tensor, examples: int = BN_EXAM
     """Batch norm's running statistics re-estimated for the current weights: the cumulative mean
     over the first `examples` training images, in batches (as torch.optim.swa_utils.update_bn)."""
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)]
+    if not norms:
+        return
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
@@ -245,6 +246,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
                              start=math.floor(config.swa_start * config.epochs))
     for group in optimizer.param_groups:  # the schedule scales each group's own rate
         group["base_lr"] = group["lr"]
+    two_pass = getattr(optimizer, "needs_closure", False)  # SAM: a second gradient at perturbed weights
     lr_factor = SCHEDULES[config.schedule]
     l1_params = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, TableConv2d))]
     steps = math.ceil(n / config.batch_size)
@@ -288,8 +290,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
 
             optimizer.zero_grad(set_to_none=True)
             out, loss = objective()
-            # SAM takes a second gradient at its perturbed weights
-            optimizer.step(lambda: objective()[1]) if getattr(optimizer, "needs_closure", False) else optimizer.step()
+            optimizer.step(lambda: objective()[1]) if two_pass else optimizer.step()
             loss_sum += loss.detach() * len(y)
             correct += (out.argmax(1) == y).sum()
         train_loss = loss_sum.item() / n  # the one host sync of the epoch
