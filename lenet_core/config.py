@@ -11,7 +11,7 @@ from typing import Any
 
 from .data import COPIES, DATASETS, OFFICIAL
 from .mixing import MIXES
-from .model import ACTIVATIONS, INITIALIZERS, POOLS
+from .model import ACTIVATIONS, INITIALIZERS, NORMS, POOLS
 from .registry import AUGMENTATIONS, OPTIMIZERS, SAM_OPTIMIZERS, SCHEDULES
 
 PRESETS = ("modern", "classic")
@@ -22,7 +22,7 @@ SHIFT_PIXELS = {"mnist": 2, "fashion_mnist": 2, "cifar10": 4}
 # Fields added after runs were first stored enter the run key only when set away from their
 # default: every run stored before a field existed keeps its key, and so stays loadable.
 KEYED_WHEN_SET = ("shift_pixels", "test_augment", "normalize", "sam_rho", "average", "ema_decay", "swa_start",
-                  "mix", "mix_alpha", "cutout_pixels")
+                  "mix", "mix_alpha", "cutout_pixels", "norm_layer")
 AVERAGES = ("none", "ema", "swa")
 # Fields that never enter the configuration part of the key: the data copy is keyed through the
 # data's own identity (its content hash and lossy flag), which tells the copies apart.
@@ -39,6 +39,7 @@ NAME_CHOICES: dict[str, Collection[str]] = {
     "schedule": SCHEDULES,
     "augment": AUGMENTATIONS,
     "test_augment": AUGMENTATIONS,
+    "norm_layer": NORMS,
 }
 
 
@@ -52,7 +53,8 @@ class RunConfig:
     pool: str = "max"
     init: str = "default"
     c3_table: bool = False  # the 1998 partial connection table between S2 and C3
-    batch_norm: bool = False
+    batch_norm: bool = False  # normalization after each hidden layer, of the kind norm_layer names
+    norm_layer: str = "batch"  # batch, group (groups of 4 channels) or layer (lenet_core.model.NORMS)
     dropout: float = 0.0
     # optimization
     optimizer: str = "adam"
@@ -102,6 +104,9 @@ class RunConfig:
         if self.data_copy not in COPIES[self.dataset]:
             raise ValueError(f"unknown data_copy {self.data_copy!r} for {self.dataset}; valid: "
                              f"{', '.join(COPIES[self.dataset])}")
+        if self.norm_layer != RunConfig.norm_layer and not self.batch_norm:
+            raise ValueError(f"norm_layer={self.norm_layer!r} applies only with batch_norm=True (which switches "
+                             f"normalization on); got batch_norm=False")
         _check(self.lr > 0, "lr", self.lr, "must be > 0")
         _check(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
@@ -197,7 +202,7 @@ class RunConfig:
     def model_kwargs(self) -> dict[str, Any]:
         return dict(in_channels=DATASETS[self.dataset].channels, act=self.act, pool=self.pool,
                     init=self.init, dropout=self.dropout, batch_norm=self.batch_norm,
-                    c3_table=self.c3_table)
+                    c3_table=self.c3_table, norm_layer=self.norm_layer)
 
 
 def _check(ok: bool, name: str, value, rule: str) -> None:

@@ -239,12 +239,89 @@ def activation_histograms(model: LeNet5, x: torch.Tensor, bins: int = 40) -> dic
     return result
 
 
-def trained_summary(model: LeNet5, x: torch.Tensor) -> dict:
+# The radius of the perturbations `sharpness` measures at: SAM's default rho.
+SHARPNESS_RHO = 0.05
+# The layers whose update spectrum a record keeps: the hidden weight matrices Muon orthogonalizes
+# the updates of (C1, the smallest, has at most 6 singular values and is left out).
+SPECTRUM_LAYERS = ("C3", "C5", "F6")
+
+
+def _loss_at(model: nn.Module, params: list[torch.Tensor], shift: list[torch.Tensor], x, y) -> float:
+    """Mean cross-entropy on (x, y) with `shift` added to `params`, which are then put back exactly."""
+    with torch.no_grad():
+        kept = [p.clone() for p in params]
+        for p, d in zip(params, shift):
+            p.add_(d)
+        loss = F.cross_entropy(model(x).float(), y).item()
+        for p, k in zip(params, kept):
+            p.copy_(k)
+    return loss
+
+
+def sharpness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rho: float = SHARPNESS_RHO,
+              directions: int = 8, seed: int = 0) -> dict[str, float]:
+    """How much the loss on (x, y) rises when all weights move by a step of length `rho` (the L2
+    norm over every parameter together, as in SAM): along the gradient (SAM's first-order worst
+    case, "adversarial") and along random directions (the mean over `directions`, "random").
+
+    The network is measured as it predicts (eval mode); `loss` is the loss at the weights themselves.
+    SAM minimizes the adversarial rise; a flat minimum has small rises of both kinds.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    with _measuring(model, False):
+        loss = F.cross_entropy(model(x).float(), y)
+        grads = torch.autograd.grad(loss, params)
+        norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).item()
+        adversarial = [g * (rho / max(norm, 1e-12)) for g in grads]
+        g = torch.Generator(device=x.device).manual_seed(seed)
+        rises = []
+        for _ in range(directions):
+            noise = [torch.randn(p.shape, device=p.device, generator=g) for p in params]
+            scale = rho / torch.sqrt(sum((n.double() ** 2).sum() for n in noise)).item()
+            rises.append(_loss_at(model, params, [n * scale for n in noise], x, y) - loss.item())
+        return dict(rho=rho, loss=loss.item(), adversarial=_loss_at(model, params, adversarial, x, y) - loss.item(),
+                    random=float(np.mean(rises)))
+
+
+def _matrix(layer: nn.Module) -> torch.Tensor:
+    """A conv or linear layer's weight as the matrix Muon orthogonalizes: outputs x (inputs * kernel)."""
+    w = layer.dense_weight() if isinstance(layer, TableConv2d) else layer.weight
+    return w.detach().reshape(w.shape[0], -1).double().cpu()
+
+
+def update_spectrum(model: LeNet5, initial: LeNet5) -> dict[str, dict]:
+    """Per hidden weight matrix (SPECTRUM_LAYERS), the singular values of what training changed,
+    W_trained - W_initial, divided by the largest; and its stable rank ||dW||_F^2 / sigma_max^2, the
+    number of directions the change spreads over (1: one direction; the matrix's smaller side: all
+    equally, as an orthogonalized update such as Muon's would; 0: unchanged)."""
+    now, start = layer_names(model).weights, layer_names(initial).weights
+    result = {}
+    for name in SPECTRUM_LAYERS:
+        sigma = torch.linalg.svdvals(_matrix(now[name]) - _matrix(start[name]))
+        top = sigma[0].item()
+        if top == 0:  # unchanged: no direction
+            result[name] = dict(singular_values=[0.0] * len(sigma), stable_rank=0.0)
+            continue
+        result[name] = dict(singular_values=[round(v / top, 6) for v in sigma.tolist()],
+                            stable_rank=float((sigma ** 2).sum().item() / top ** 2))
+    return result
+
+
+def trained_summary(model: LeNet5, x: torch.Tensor, train: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    initial: LeNet5 | None = None) -> dict:
     """What the notebooks show of a trained network, small enough to live in its run record:
-    dead units and activation histograms on the batch x, and the weight summary."""
-    return dict(batch=len(x), dead_fraction=dead_fraction(model, x),
-                activation_histograms=activation_histograms(model, x), weights=weight_summary(model))
+    dead units and activation histograms on the batch x, and the weight summary; given training
+    images `train` (x, y), the sharpness of the loss on them; given the network as it was
+    initialized, the spectrum of what training changed in each weight matrix."""
+    summary = dict(batch=len(x), dead_fraction=dead_fraction(model, x),
+                   activation_histograms=activation_histograms(model, x), weights=weight_summary(model))
+    if train is not None:
+        summary["sharpness"] = sharpness(model, *train)
+    if initial is not None:
+        summary["update_spectrum"] = update_spectrum(model, initial)
+    return summary
 
 
-__all__ = ["LOG10_EDGES", "Layers", "OUTPUT", "activation_histograms", "activations", "dead_fraction",
-           "gradient_norms", "init_statistics", "layer_names", "trained_summary", "weight_summary"]
+__all__ = ["LOG10_EDGES", "Layers", "OUTPUT", "SHARPNESS_RHO", "SPECTRUM_LAYERS", "activation_histograms", "activations",
+           "dead_fraction", "gradient_norms", "init_statistics", "layer_names", "sharpness", "trained_summary",
+           "update_spectrum", "weight_summary"]

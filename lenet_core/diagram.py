@@ -67,10 +67,17 @@ def _groups(model: LeNet5) -> list[tuple[str, list[nn.Module]]]:
     return list(zip(NAMES, groups))
 
 
+def _norm_name(m: nn.Module) -> str:
+    """BN, GN or LN (group norm with one group) for a normalization module."""
+    if isinstance(m, nn.GroupNorm):
+        return "LN" if m.num_groups == 1 else "GN"
+    return "BN"
+
+
 def _describe(modules: list[nn.Module], in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[str, str]:
     """(kind, operation text) of one layer, from its first module and the shapes around it."""
     first = modules[0]
-    norm = " + BN" if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules) else ""
+    norm = next((f" + {_norm_name(m)}" for m in modules if isinstance(m, nn.modules.batchnorm._BatchNorm | nn.GroupNorm)), "")
     if isinstance(first, (nn.Conv2d, TableConv2d)):
         k = first.kernel_size if isinstance(first.kernel_size, tuple) else (first.kernel_size,) * 2
         return "conv", f"conv {k[0]}x{k[1]}{norm}"

@@ -19,7 +19,7 @@ from .config import RunConfig
 from .paths import project_root
 from .records import Runs
 from .schema import load_yaml
-from .spec import PROFILES, expand_params, kind, validate
+from .spec import PROFILES, expand_params, kind, pending_sets, validate
 
 PROFILE_ENV = "LENET_PROFILE"  # overrides every notebook's profile (CI runs notebooks in smoke)
 
@@ -77,9 +77,33 @@ def per_dataset(value, dataset: str):
     return value
 
 
-def param_sets(notebook: str) -> list[dict]:
-    """Every parameter set the sweep executes `notebook` with."""
-    return expand_params(check_notebook(notebook).get("params", [{}]))
+def param_sets(notebook: str, profile: str | None = None) -> list[dict]:
+    """Every parameter set the sweep executes `notebook` with; given a profile, those it publishes
+    in that profile (the sets whose runs are still `pending` there left out)."""
+    entry = check_notebook(notebook)
+    sets = expand_params(entry.get("params", [{}]))
+    if profile is None:
+        return sets
+    pending = pending_sets(entry, active_profile(profile))
+    return [p for p in sets if p not in pending]
+
+
+def pending_configs(profile: str, notebook: str | None = None) -> list[RunConfig]:
+    """The runs of `profile` still being trained (of one notebook, or of all): every `more_seeds`
+    entry marked pending, and the parameter sets an entry's `pending` names. Planned (their stored
+    runs belong in the store) but not yet published, and not yet required to be complete."""
+    configs = pending_seed_configs(profile) if notebook is None else []
+    entries = load_spec()["notebooks"] if notebook is None else {notebook: check_notebook(notebook)}
+    for name, entry in entries.items():
+        for params in pending_sets(entry, profile):
+            for dataset in profile_settings(name, profile)["datasets"]:
+                try:
+                    exps = notebook_experiments(name, dataset, profile, **params)
+                except ValueError:  # a combination the dataset does not allow
+                    continue
+                configs += [c for e in exps for c in e.configs]
+    return configs
+
 
 
 def seeds_of(notebook: str, profile: str, dataset: str, params: dict) -> list[int]:
@@ -330,7 +354,7 @@ def describe_network(config: RunConfig) -> str:
     model = LeNet5(**config.model_kwargs())
     return (f"LeNet-5 on {spec.title} ({spec.channels}x32x32 input): act={config.act}, pool={config.pool}, "
             f"init={config.init}, C3 table={'1998 partial' if config.c3_table else 'full'}, "
-            f"batch norm={'on' if config.batch_norm else 'off'}, dropout={config.dropout}; "
+            f"{config.norm_layer} norm={'on' if config.batch_norm else 'off'}, dropout={config.dropout}; "
             f"{count_parameters(model):,} trainable parameters")
 
 

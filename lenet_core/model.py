@@ -4,10 +4,12 @@ Layer widths are the paper's throughout (6 and 16 feature maps, 120 and 84
 units); only the choices the book studies change:
 
     input 32x32 (28x28 digits padded with black, as in 1998)
-    C1 conv 5x5 -> 6  [BN] act  pool        -> 6@14x14
-    C3 conv 5x5 -> 16 [BN] act  pool        -> 16@5x5   (optionally the 1998 partial table)
-    C5 linear 400 -> 120 [BN] act [dropout]  (the paper's C5 is a 5x5 conv on a 5x5 map: the same)
-    F6 linear 120 -> 84  [BN] act [dropout]
+    C1 conv 5x5 -> 6  [norm] act  pool        -> 6@14x14
+    C3 conv 5x5 -> 16 [norm] act  pool        -> 16@5x5   (optionally the 1998 partial table)
+    C5 linear 400 -> 120 [norm] act [dropout]  (the paper's C5 is a 5x5 conv on a 5x5 map: the same)
+    F6 linear 120 -> 84  [norm] act [dropout]
+
+[norm] is batch, group or layer normalization (`NORMS`), or nothing.
     output linear 84 -> 10 (softmax cross-entropy; see `classic` below for the RBF choice)
 
 The 1998 subsampling layer is pooling plus its own trainable coefficient,
@@ -106,6 +108,29 @@ class TableConv2d(nn.Module):
         return F.conv2d(x, self.dense_weight(), self.bias)
 
 
+# ---------------------------------------------------------------- normalization
+
+# Group norm's groups: 4 channels (units) each, C1's 6 maps in 2 groups of 3. Wu and He (2018) use
+# 32 groups of wide layers; LeNet-5's layers are too narrow for that, so groups keep a few channels.
+GROUP_SIZE, C1_GROUPS = 4, 2
+
+
+def _groups(channels: int) -> int:
+    return C1_GROUPS if channels == 6 else channels // GROUP_SIZE
+
+
+# Each makes the layer for `channels` channels (conv) or units (linear), given `conv`.
+# Layer norm normalizes each example over all of a layer's channels and positions (group norm with
+# one group, as Wu and He define it for convolutions; on a linear layer that is nn.LayerNorm's
+# computation, with one scale and shift per unit). Neither keeps running statistics: a network
+# computes the same function in training and evaluation.
+NORMS: dict[str, Callable[[int, bool], nn.Module]] = {
+    "batch": lambda channels, conv: (nn.BatchNorm2d if conv else nn.BatchNorm1d)(channels),
+    "group": lambda channels, conv: nn.GroupNorm(_groups(channels), channels),
+    "layer": lambda channels, conv: nn.GroupNorm(1, channels),
+}
+
+
 # ---------------------------------------------------------------- initialization
 # Each initializer fills a weight given its fan-in and fan-out (computed by the
 # caller, so the partial C3 table gets the fan-in each of its maps really has).
@@ -171,10 +196,12 @@ def _default_table_init(m: TableConv2d) -> None:
 class LeNet5(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, act: str = "relu",
                  pool: str = "max", init: str = "default", dropout: float = 0.0,
-                 batch_norm: bool = False, c3_table: bool = False):
+                 batch_norm: bool = False, c3_table: bool = False, norm_layer: str = "batch"):
+        """`batch_norm` switches normalization after each hidden layer on; `norm_layer` says which
+        (a name in NORMS: batch, group or layer)."""
         super().__init__()
         for kind, name, valid in (("activation", act, ACTIVATIONS), ("pooling", pool, POOLS),
-                                  ("initialization", init, INITIALIZERS)):
+                                  ("initialization", init, INITIALIZERS), ("normalization", norm_layer, NORMS)):
             if name not in valid:
                 raise ValueError(f"unknown {kind} {name!r}; valid: {', '.join(valid)}")
 
@@ -183,12 +210,14 @@ class LeNet5(nn.Module):
                 return nn.Sequential(Subsample(channels), ACTIVATIONS[act]())
             return POOLS[pool](channels)
 
+        def norm(channels, conv):
+            return [NORMS[norm_layer](channels, conv)] if batch_norm else []
+
         def conv_block(c_in, c_out, conv):
-            bn = [nn.BatchNorm2d(c_out)] if batch_norm else []
-            return nn.Sequential(conv, *bn, ACTIVATIONS[act](), pooling(c_out))
+            return nn.Sequential(conv, *norm(c_out, True), ACTIVATIONS[act](), pooling(c_out))
 
         def dense_block(n_in, n_out):
-            bn = [nn.BatchNorm1d(n_out)] if batch_norm else []
+            bn = norm(n_out, False)
             drop = [nn.Dropout(dropout)] if dropout > 0 else []
             return nn.Sequential(nn.Linear(n_in, n_out, bias=not batch_norm), *bn, ACTIVATIONS[act](), *drop)
 

@@ -39,6 +39,8 @@ LABELS = {
     "train_acc": "training accuracy",
     "val_loss": "validation loss",
     "val_acc": "validation accuracy",
+    "val_acc_raw": "validation accuracy, the network as trained",
+    "val_loss_raw": "validation loss, the network as trained",
     "lr": "learning rate",
     "test_acc_best": "test accuracy (best-validation epoch)",
     "test_acc_last": "test accuracy (last epoch)",
@@ -135,6 +137,42 @@ def learning_curves(groups: Mapping[str, Runs | Sequence[dict]], metric: str = "
     if x == "epoch":
         ax.xaxis.get_major_locator().set_params(integer=True)
     if groups:
+        ax.legend(frameon=False)
+    style(ax)
+    return ax.figure
+
+
+def averaged_curves(records: Runs | Sequence[dict], metric: str = "val_acc", ax: Axes | None = None) -> Figure:
+    """A weight-averaged run's validation `metric` (val_acc or val_loss) per epoch for the averaged
+    network, beside the network as trained that the average is taken of (mean over seeds, min-max band)."""
+    runs = Runs(records)
+    if not any(f"{metric}_raw" in e for r in runs for e in r.history):
+        raise ValueError(f"these runs record no {metric}_raw: only a run with an average (ema, swa) has a raw "
+                         f"network beside the averaged one")
+    ax = _new_axes(ax)
+    learning_curves({"as trained": runs}, metric=f"{metric}_raw", ax=ax)
+    learning_curves({"averaged": runs}, metric=metric, ax=ax)
+    ax.set_ylabel(_label(metric))
+    ax.set_title(f"{_label(metric)}: averaged and as trained")
+    return ax.figure
+
+
+def update_spectra(groups: Mapping[str, Runs | Sequence[dict]], layer: str = "C5", ax: Axes | None = None) -> Figure:
+    """Per group, the singular values of what training changed in `layer`'s weight matrix
+    (W_trained - W_initial, each divided by its largest; mean over seeds), largest first: a flat
+    curve is a change spread over many directions, a steep one a change along a few."""
+    ax = _new_axes(ax)
+    for label, records in groups.items():
+        spectra = [r.diagnostics["update_spectrum"][layer]["singular_values"] for r in Runs(records).ok
+                   if "update_spectrum" in (r.diagnostics or {})]
+        if spectra:
+            mean = np.mean(np.array(spectra), axis=0)
+            ax.plot(np.arange(1, len(mean) + 1), mean, marker="o", markersize=2, label=f"{label} (n={len(spectra)})")
+    ax.set_yscale("log")
+    ax.set_xlabel("singular value, largest first")
+    ax.set_ylabel("singular value / largest")
+    ax.set_title(f"What training changed in {layer}")
+    if ax.lines:
         ax.legend(frameon=False)
     style(ax)
     return ax.figure

@@ -8,7 +8,7 @@ package, loaded and checked once (its header describes the layout).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -75,6 +75,15 @@ class ClassicGoal:
 
 
 @dataclass(frozen=True)
+class Technique:
+    """What the paper behind one technique of a chapter reports, for its introduction."""
+
+    name: str
+    paper: str
+    reports: str
+
+
+@dataclass(frozen=True)
 class Reference:
     sources: tuple[Source, ...]
     goals: tuple[Goal, ...]
@@ -82,6 +91,7 @@ class Reference:
     reproduce_within: dict[str, float]  # result id -> points
     epochs_to: dict[str, float]  # dataset -> validation accuracy (fraction)
     path: Path
+    techniques: dict[str, tuple[Technique, ...]] = field(default_factory=dict)  # chapter -> its techniques
 
     def results(self) -> dict[str, Published]:
         return {r.id: r for source in self.sources for r in source.results}
@@ -106,10 +116,25 @@ def load(path: Path = PATH) -> Reference:
     """The reference file, checked: an unknown key, a missing field or a dangling id is refused
     with the file, the entry and the valid keys."""
     check = Layout(path)
-    top = check.mapping(load_yaml(path), "", ("sources", "goals"), ("sources", "goals"))
+    top = check.mapping(load_yaml(path), "", ("sources", "techniques", "goals"), ("sources", "goals"))
     sources = _sources(check, top["sources"])
     results = {r.id: r for source in sources for r in source.results}
-    return Reference(sources, *_goals(check, top["goals"], results), Path(path))
+    return Reference(sources, *_goals(check, top["goals"], results), Path(path), _techniques(check, top.get("techniques")))
+
+
+def _techniques(check: Layout, tree) -> dict[str, tuple[Technique, ...]]:
+    keys = ("name", "paper", "reports")
+    found = {}
+    for chapter, entries in check.mapping(tree, "techniques").items():
+        if not isinstance(entries, list) or not entries:
+            check.fail(f"techniques.{chapter}", "expected a list of techniques")
+        items = []
+        for i, entry in enumerate(entries):
+            where = f"techniques.{chapter}[{i}]"
+            entry = check.mapping(entry, where, keys, keys)
+            items.append(Technique(*(check.text(entry[k], f"{where}.{k}") for k in keys)))
+        found[chapter] = tuple(items)
+    return found
 
 
 def _sources(check: Layout, tree) -> tuple[Source, ...]:

@@ -83,24 +83,63 @@ def sparsity_table(records: Runs | list[dict]) -> pd.DataFrame:
                          for r in Runs(records).ok}).T.round(4)
 
 
-def sweep_table(notebook: str, dataset: str, profile: str, seeds=None, data_copy: str | None = None) -> pd.DataFrame:
-    """Every parameter set the sweep runs for `notebook`, from the run store only (nothing is
-    trained): mean ± 95% CI of test accuracy, seeds stored, seeds diverged (on `data_copy`,
-    default the copy the book publishes)."""
+def _stored_settings(notebook: str, dataset: str, profile: str, seeds=None, data_copy: str | None = None):
+    """(parameter set, experiment label, stored runs) for every parameter set the sweep runs for
+    `notebook` on `dataset` that the dataset allows, from the run store only (nothing is trained)."""
     from .experiments import notebook_experiments, param_sets
 
-    rows = []
-    for params in param_sets(notebook):
+    for params in param_sets(notebook, profile):
         try:
             exps = notebook_experiments(notebook, dataset, profile, seeds=seeds, data_copy=data_copy, **params)
         except ValueError:
             continue  # not applicable to this dataset
         for exp in exps:
-            stored = exp.stored_runs()
-            rows.append({**params, **({"rung": exp.label} if exp.label else {}),
-                         "test acc (best-val epoch)": stored.summary().format(),
-                         "seeds stored": f"{len(stored)}/{stored.expected}",
-                         "diverged": stored.diverged})
+            yield params, exp.label, exp.stored_runs()
+
+
+def sweep_table(notebook: str, dataset: str, profile: str, seeds=None, data_copy: str | None = None) -> pd.DataFrame:
+    """Every parameter set the sweep runs for `notebook`, from the run store only (nothing is
+    trained): mean ± 95% CI of test accuracy, seeds stored, seeds diverged (on `data_copy`,
+    default the copy the book publishes)."""
+    return pd.DataFrame([{**params, **({"rung": label} if label else {}),
+                          "test acc (best-val epoch)": stored.summary().format(),
+                          "seeds stored": f"{len(stored)}/{stored.expected}",
+                          "diverged": stored.diverged}
+                         for params, label, stored in _stored_settings(notebook, dataset, profile, seeds, data_copy)])
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def sharpness_table(records: Runs | list[dict]) -> pd.DataFrame:
+    """Per seed that did not diverge: the training loss at the trained weights and how much it rises
+    when they move by a step of length rho (`diagnostics.sharpness`), along the gradient and along
+    random directions."""
+    return pd.DataFrame([{"seed": r.seed, "rho": r.diagnostics["sharpness"]["rho"],
+                          "training loss": round(r.diagnostics["sharpness"]["loss"], 4),
+                          "rise, adversarial": round(r.diagnostics["sharpness"]["adversarial"], 4),
+                          "rise, random": round(r.diagnostics["sharpness"]["random"], 5)}
+                         for r in Runs(records).ok if "sharpness" in (r.diagnostics or {})])
+
+
+def diagnostics_table(notebook: str, dataset: str, profile: str, data_copy: str | None = None) -> pd.DataFrame:
+    """Every parameter set of `notebook` in the store, with the means over its seeds of what the
+    records measure of the trained network: the sharpness rises, the stable rank of what training
+    changed in each hidden weight matrix (`diagnostics.update_spectrum`), and the train-validation
+    gap at the last epoch. Nothing is trained."""
+    rows = []
+    for params, label, stored in _stored_settings(notebook, dataset, profile, data_copy=data_copy):
+        ok = [r for r in stored.ok if "sharpness" in (r.diagnostics or {})]
+        row = {**params, "seeds": len(ok),
+               "sharpness rise, adversarial": _mean(r.diagnostics["sharpness"]["adversarial"] for r in ok),
+               "sharpness rise, random": _mean(r.diagnostics["sharpness"]["random"] for r in ok)}
+        for layer in (ok[0].diagnostics["update_spectrum"] if ok else {}):
+            row[f"stable rank of the {layer} update"] = _mean(r.diagnostics["update_spectrum"][layer]["stable_rank"]
+                                                              for r in ok)
+        row["train - val (points)"] = _mean(100 * (r.history[-1]["train_acc"] - r.history[-1]["val_acc"]) for r in ok)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -22,7 +22,7 @@ PROFILE_KEYS = ("epochs", "train_size", "seeds", "datasets")
 # What a notebook's entry is: a grid of parameter sets (the default), the cumulative ladder, or
 # published setups re-run with their own protocol. Each kind has its own key beside the common ones.
 KINDS = ("grid", "ladder", "setups")
-ENTRY_KEYS = ("kind", "base", "params", "profiles")
+ENTRY_KEYS = ("kind", "base", "params", "profiles", "pending")
 KIND_KEYS = {"grid": (), "ladder": ("ladder",), "setups": ("setups",)}  # required by the kind
 OPTIONAL_KIND_KEYS = {"grid": ("more_seeds",), "ladder": (), "setups": ()}
 SETUP_KEYS = ("title", "dataset", "reference", "config")
@@ -91,6 +91,8 @@ def _notebook(check: Layout, entry, where: str) -> None:
     _params(check, entry.get("params", [{}]), f"{where}.params", what, setups)
     if "more_seeds" in entry:
         _more_seeds(check, entry, f"{where}.more_seeds")
+    if "pending" in entry:
+        _pending(check, entry, f"{where}.pending")
     if what == "ladder":
         if not isinstance(entry["ladder"], list) or not entry["ladder"]:
             check.fail(f"{where}.ladder", "expected a list of rungs")
@@ -98,6 +100,27 @@ def _notebook(check: Layout, entry, where: str) -> None:
             rung = _config(check, rung, f"{where}.ladder[{i}]", [*RUNG_KEYS, *config_fields()])
             if "rung" not in rung:
                 check.fail(f"{where}.ladder[{i}]", "missing 'rung' (the rung's name)")
+
+
+def pending_sets(entry: dict, profile: str) -> list[dict]:
+    """The parameter sets of an entry whose runs in `profile` are being trained: all of them where
+    its `pending` says true for the profile, else those it lists."""
+    pending = (entry.get("pending") or {}).get(profile, [])
+    return expand_params(entry.get("params", [{}])) if pending is True else list(pending)
+
+
+def _pending(check: Layout, entry: dict, where: str) -> None:
+    """Per profile, true (every parameter set) or a list of the entry's parameter sets."""
+    sets = expand_params(entry.get("params", [{}]))
+    for profile, pending in check.mapping(entry["pending"], where, PROFILES).items():
+        if pending is True:
+            continue
+        if not isinstance(pending, list):
+            check.fail(f"{where}.{profile}", f"expected true or a list of parameter sets; got {pending!r}")
+        for i, params in enumerate(pending):
+            if params not in sets:
+                check.fail(f"{where}.{profile}[{i}]", f"{params!r} is not one of the entry's parameter sets; "
+                                                      f"valid: {sets}")
 
 
 def _more_seeds(check: Layout, entry: dict, where: str) -> None:

@@ -52,7 +52,7 @@ def plan(profile: str, only: list[str] | None = None, datasets: list[str] | None
     for notebook in only or notebooks:
         wanted = profile_settings(notebook, profile)["datasets"]
         for dataset in wanted if datasets is None else [d for d in datasets if d in wanted]:
-            for params in param_sets(notebook):
+            for params in param_sets(notebook, profile):
                 job = Job(notebook, dataset, params, profile, data_copy=data_copy)
                 try:
                     job.experiments = notebook_experiments(notebook, dataset, profile, data_copy=data_copy, **params)
@@ -65,14 +65,14 @@ def plan(profile: str, only: list[str] | None = None, datasets: list[str] | None
 
 def planned_keys() -> set[str]:
     """The key of every run some profile plans: the jobs on the copies the book publishes, on the
-    copies still being trained beside them, the extra seeds still pending, and both sides of the
+    copies still being trained beside them, the runs still pending, and both sides of the
     copy comparison."""
-    from .experiments import PROFILES, copies_in_progress, copy_comparison, pending_seed_configs
+    from .experiments import PROFILES, copies_in_progress, copy_comparison, pending_configs
     from .store import run_key
 
     keys = {run_key(c) for profile in PROFILES for copy in [None, *copies_in_progress()]
             for job in plan(profile, data_copy=copy)[0] for c in job.configs}
-    keys |= {run_key(c) for profile in PROFILES for c in pending_seed_configs(profile)}
+    keys |= {run_key(c) for profile in PROFILES for c in pending_configs(profile)}
     return keys | {run_key(c) for pair in copy_comparison("full") for c in pair.official.configs + pair.other.configs}
 
 

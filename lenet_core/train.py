@@ -93,12 +93,19 @@ def augment(x: torch.Tensor, kind: str, data: Splits, g: torch.Generator, pixels
 
 
 def augmented_examples(dataset: str, kind: str, n: int = 8, copies: int = 4, seed: int = 0,
-                       pixels: int = 0, data_copy: str = "official") -> torch.Tensor:
+                       pixels: int = 0, data_copy: str = "official", mix_kind: str = "none",
+                       mix_alpha: float = 1.0) -> torch.Tensor:
     """`copies` augmented versions of each of the first n training images, one image's copies
-    side by side: what the network sees under augmentation `kind`."""
+    side by side: what the network sees under augmentation `kind`, then mixing `mix_kind` (with the
+    other images of this batch, as in training)."""
     data = splits(dataset, "cpu", copy=data_copy)
     x = data.train_x[:n].repeat_interleave(copies, dim=0)
-    return augment(x, kind, data, torch.Generator().manual_seed(seed), pixels)
+    g = torch.Generator().manual_seed(seed)
+    x = augment(x, kind, data, g, pixels)
+    if mix_kind != "none":
+        x = mix(x, data.train_y[:n].repeat_interleave(copies), mix_kind, mix_alpha, g, fill=data.background,
+                cutout_side=CUTOUT_PIXELS[dataset])[0]
+    return x
 
 
 # ---------------------------------------------------------------- evaluation
@@ -240,6 +247,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
     g = torch.Generator(device=dev).manual_seed(config.seed)  # batch order and augmentation
     layout = torch.channels_last if fast else torch.contiguous_format
     model = LeNet5(**config.model_kwargs()).to(dev, memory_format=layout)
+    initial = _snapshot(model)  # for the spectrum of what training changes
     optimizer = OPTIMIZERS[config.optimizer](model, config)
     if config.average != "none":  # validated and tested as the averaged network
         optimizer = Averaged(optimizer, model, config.average, config.ema_decay,
@@ -338,7 +346,10 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
                        test_confusion_best=best_test["confusion"])
         if not config.patience:  # without early stopping the model a user gets is the last one
             model.load_state_dict(weights["last"])
-        diagnostics = trained_summary(model, data.val_x[:DIAGNOSTIC_BATCH])
+        start = LeNet5(**config.model_kwargs()).to(dev)
+        start.load_state_dict(initial)
+        diagnostics = trained_summary(model, data.val_x[:DIAGNOSTIC_BATCH],
+                                      train=(train_x[:DIAGNOSTIC_BATCH], train_y[:DIAGNOSTIC_BATCH]), initial=start)
     else:
         metrics.update(test_loss_last=None, test_acc_last=None, test_loss_best=None,
                        test_acc_best=None, test_confusion_best=None)
@@ -351,7 +362,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
         status=status,
         history=history,
         metrics=metrics,
-        diagnostics=diagnostics,  # of the returned model, on the first validation images
+        diagnostics=diagnostics,  # of the returned model: on the first validation images, sharpness on training ones
         provenance=dict(
             date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             host=socket.gethostname(),

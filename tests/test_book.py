@@ -120,13 +120,13 @@ def test_every_chapter_of_the_published_book_states_what_it_found_with_numbers(m
     import re
 
     from lenet_core.book.cells import cell_of
-    from lenet_core.book.found import chapter_findings, chapter_section, failed_seeds, ladder_family
+    from lenet_core.book.found import chapter_findings, chapter_section, failed_seeds, ladder_family, published_chapters
     from lenet_core.experiments import ladder, profile_settings
     from lenet_core.findings import family_sentences
     from lenet_core.paths import project_root
 
     monkeypatch.setenv("LENET_RESULTS_DIR", str(project_root() / "results"))  # the committed store, read only
-    for chapter in book.CHAPTERS:
+    for chapter in published_chapters("full"):
         found = {d: chapter_findings(chapter, d, "full") for d in profile_settings(chapter.notebook, "full")["datasets"]}
         text = chapter_section(found)
         for d, f in found.items():
@@ -447,3 +447,23 @@ def test_the_site_builds_and_every_page_works_in_a_browser(site, browser):
     page.close()
     stored = sorted(p.stem for p in (site["root"] / "results").glob("*.json"))
     assert rows[0].startswith("key,status,dataset,") and sorted(line.split(",")[0] for line in rows[1:]) == stored
+
+
+def test_a_chapter_being_trained_shows_how_many_runs_are_in_and_no_number(monkeypatch):
+    """In the full profile the chapters after 2015 are pending: the page says what the papers report,
+    how many of the chapter's runs are stored, and states no result until all are."""
+    from lenet_core.book.chapters import chapter_fragment
+    from lenet_core.book.found import published_chapters
+    from lenet_core.experiments import pending_configs
+    from lenet_core.paths import project_root
+    from lenet_core.store import load, run_key
+
+    monkeypatch.setenv("LENET_RESULTS_DIR", str(project_root() / "results"))  # the committed store, read only
+    chapter = next(c for c in book.CHAPTERS if c.notebook == "mixing")
+    assert chapter not in published_chapters("full") and chapter in published_chapters("quick")
+    configs = pending_configs("full", "mixing")
+    stored = sum(load(run_key(c)) is not None for c in configs)
+    text = chapter_fragment(chapter, "full", project_root() / "book")
+    assert f"being trained: {stored} of {len(configs)} are in the store" in text
+    assert "## What the papers report" in text and "**Cutout** (DeVries and Taylor 2017)" in text
+    assert "What we found" not in text and "±" not in text and "Test accuracy" not in text

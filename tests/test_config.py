@@ -164,12 +164,13 @@ def test_flipping_digits_is_refused_for_training_and_for_evaluation(field):
     assert getattr(RunConfig(dataset="fashion_mnist", **{field: "shift_flip"}), field) == "shift_flip"
 
 
-@pytest.mark.parametrize("field, value", [("shift_pixels", 1), ("test_augment", "shift"), ("normalize", False)])
+@pytest.mark.parametrize("field, value", [("shift_pixels", 1), ("test_augment", "shift"), ("normalize", False),
+                                          ("norm_layer", "group")])
 def test_a_field_added_later_enters_the_key_only_when_set(field, value):
     """Runs stored before a field existed keep their keys: at its default it is left out of
     the text the key hashes, and set, it is in."""
     assert field in KEYED_WHEN_SET
-    before = RunConfig(augment="shift")
+    before = RunConfig(augment="shift", batch_norm=True)
     legacy = {k: v for k, v in before.to_dict().items() if k not in KEYED_WHEN_SET + KEYED_THROUGH_DATA}
     assert before.canonical_json() == json.dumps(legacy, sort_keys=True, separators=(",", ":"))
     assert json.dumps({field: value})[1:-1].replace(" ", "") in before.replace(**{field: value}).canonical_json()
@@ -187,3 +188,9 @@ def test_the_data_copy_is_validated_per_dataset_and_keyed_through_the_data():
         RunConfig(dataset="cifar10", data_copy="png")
     official, jpeg = RunConfig(dataset="cifar10"), RunConfig(dataset="cifar10", data_copy="jpeg")
     assert "data_copy" not in official.canonical_json() and official.canonical_json() == jpeg.canonical_json()
+
+
+def test_a_norm_layer_needs_normalization_switched_on():
+    assert RunConfig(batch_norm=True, norm_layer="layer").model_kwargs()["norm_layer"] == "layer"
+    with pytest.raises(ValueError, match="norm_layer='group' applies only with batch_norm=True"):
+        RunConfig(norm_layer="group")

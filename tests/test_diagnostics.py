@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lenet_core.config import RunConfig
-from lenet_core.diagnostics import (LOG10_EDGES, activations, dead_fraction, gradient_norms,
-                                    init_statistics, layer_names, weight_summary)
+from lenet_core.diagnostics import (LOG10_EDGES, SHARPNESS_RHO, activations, dead_fraction, gradient_norms,
+                                    init_statistics, layer_names, sharpness, update_spectrum, weight_summary)
 from lenet_core.model import ACTIVATIONS, LeNet5, TableConv2d
 
 WEIGHTS = ["C1", "C3", "C5", "F6", "output"]
@@ -189,3 +189,58 @@ def test_weight_summary_histogram_is_fixed_and_json_ready():
     weights = torch.cat([m.weight.detach().flatten() for m in layer_names(model).weights.values()])
     assert s["sparsity"] == pytest.approx((weights.abs() < 1e-2).double().mean().item())
     assert 0 < s["sparsity"] < 1 and weight_summary(model, threshold=10)["sparsity"] == 1.0
+
+
+# ---------------------------------------------------------------- sharpness and update spectrum
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_sharpness_rises_first_order_along_the_gradient_and_leaves_the_model_alone():
+    """At a small radius the loss rises along the gradient by about rho * |gradient| (first order),
+    more than along a random direction of the same length; the weights come back unchanged."""
+    torch.manual_seed(0)
+    model = LeNet5(batch_norm=True).eval()
+    x, y = _batch()
+    params = list(model.parameters())
+    grads = torch.autograd.grad(F.cross_entropy(model(x), y), params)
+    gnorm = torch.sqrt(sum((g ** 2).sum() for g in grads)).item()
+    before = _state(model)
+    s = sharpness(model, x, y, rho=1e-3)
+    assert s["adversarial"] == pytest.approx(1e-3 * gnorm, rel=0.05)
+    assert abs(s["random"]) < s["adversarial"]
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in params) and not model.training
+    big = sharpness(model, x, y, rho=0.5)
+    assert big["adversarial"] > s["adversarial"] and big["random"] > s["random"]  # rises grow with the radius
+    assert sharpness(model, x, y, rho=0.5) == big  # seeded: the same random directions
+
+
+def test_update_spectrum_counts_the_directions_of_what_training_changed():
+    torch.manual_seed(0)
+    initial = LeNet5(c3_table=True)
+    model = LeNet5(c3_table=True)
+    model.load_state_dict(initial.state_dict())
+    u, v = torch.randn(120, 1), torch.randn(1, 400)
+    q, _ = torch.linalg.qr(torch.randn(120, 84))
+    with torch.no_grad():
+        model.classifier[0][0].weight += u @ v  # C5: a rank-one change
+        model.classifier[1][0].weight += 0.1 * q.T  # F6: an orthogonal change, all 84 directions equally
+    spectrum = update_spectrum(model, initial)
+    assert list(spectrum) == ["C3", "C5", "F6"]
+    assert spectrum["C5"]["stable_rank"] == pytest.approx(1.0, rel=1e-6)
+    assert spectrum["C5"]["singular_values"][0] == 1.0 and max(spectrum["C5"]["singular_values"][1:]) < 1e-6
+    assert spectrum["F6"]["stable_rank"] == pytest.approx(84, rel=1e-4)
+    assert spectrum["C3"] == dict(singular_values=[0.0] * 16, stable_rank=0.0)  # unchanged; 16 x 150 dense
+    json.dumps(spectrum)
+
+
+def test_a_trained_record_holds_sharpness_and_the_update_spectrum():
+    from lenet_core.train import train
+
+    record = train(RunConfig(epochs=1, train_size=256, batch_size=64), device="cpu", progress=False).record
+    diag = record["diagnostics"]
+    assert diag["sharpness"]["rho"] == SHARPNESS_RHO and diag["sharpness"]["adversarial"] > 0
+    assert set(diag["update_spectrum"]) == {"C3", "C5", "F6"}
+    assert 1 <= diag["update_spectrum"]["F6"]["stable_rank"] <= 84

@@ -86,6 +86,9 @@ def test_the_operations_are_named_from_the_modules():
                       "C5": "full", "F6": "full", "output": "full"}
     modern = _labels(_drawn(CONFIGS["modern, CIFAR-10, batch norm"]))
     assert modern["S2"].splitlines()[1] == "max pool 2x2" and modern["C3"].splitlines()[1] == "conv 5x5 + BN"
+    for kind, short in (("group", "GN"), ("layer", "LN")):
+        labels = _labels(_drawn(RunConfig(batch_norm=True, norm_layer=kind)))
+        assert labels["C1"].splitlines()[1] == f"conv 5x5 + {short}" and labels["F6"].splitlines()[1] == f"full + {short}"
 
 
 def _cells(fig) -> dict[str, set[tuple[int, int]]]:

@@ -89,7 +89,7 @@ def test_each_kind_has_its_own_keys_and_an_unknown_kind_is_refused(tmp_path, mon
     message = _refused(tmp_path, monkeypatch, "    params: {pool: [avg, max, subsample]}",
                        "    params: {pool: [avg, max, subsample]}\n    ladder: [{rung: start}]")
     assert message.endswith("notebooks.pooling: unknown key 'ladder' (an entry of kind grid); "
-                            "valid: kind, base, params, profiles, more_seeds")
+                            "valid: kind, base, params, profiles, pending, more_seeds")
     message = _refused(tmp_path, monkeypatch, "    kind: setups\n", "    kind: published\n")
     assert message.endswith("notebooks.published.kind: unknown value 'published'; valid: grid, ladder, setups")
     message = _refused(tmp_path, monkeypatch, "    kind: ladder\n", "")
@@ -178,3 +178,40 @@ def test_the_published_ladder_resolves_on_every_dataset():
                                                          train_size=0, seed=0,
                                                          data_copy=experiments.published_copy(dataset))
         assert len({r.config for r in rungs}) == len(rungs)  # every rung changes something
+
+
+def test_pending_parameter_sets_are_planned_but_not_published():
+    """A chapter (or some of its settings) whose runs are being trained: the sweep's plan of the
+    profile and the pages leave them out, the plan of what belongs in the store keeps them."""
+    from lenet_core import sweep
+    from lenet_core.store import run_key
+
+    experiments._load.cache_clear()
+    assert experiments.param_sets("mixing", "full") == [] and len(experiments.param_sets("mixing", "quick")) == 4
+    norms = experiments.param_sets("normalization", "full")
+    assert len(norms) == 6 and all("norm_layer" not in p for p in norms)
+    assert len(experiments.param_sets("normalization", "quick")) == len(experiments.param_sets("normalization")) == 10
+    pending = experiments.pending_configs("full", "mixing")
+    assert {(c.dataset, c.mix) for c in pending} == {(d, m) for d in ("mnist", "fashion_mnist", "cifar10")
+                                                     for m in ("none", "cutout", "mixup", "cutmix")}
+    assert len(pending) == 4 * 3 * 3 and {c.augment for c in pending if c.dataset == "mnist"} == {"shift"}
+    assert not any(j.notebook == "mixing" for j in sweep.plan("full")[0])
+    assert any(j.notebook == "mixing" for j in sweep.plan("quick")[0])
+    assert {run_key(c) for c in pending} <= sweep.planned_keys()
+    assert set(pending) <= set(experiments.pending_configs("full")) and experiments.pending_configs("quick") == []
+
+
+@pytest.mark.parametrize("old, new, error", [
+    ("    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {full: true}",
+     "    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {full: [{mix: cutmix}, {mix: stripes}]}",
+     "notebooks.mixing.pending.full[1]: {'mix': 'stripes'} is not one of the entry's parameter sets; "
+     "valid: [{'mix': 'none'}"),
+    ("    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {full: true}",
+     "    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {full: 3}",
+     "notebooks.mixing.pending.full: expected true or a list of parameter sets; got 3"),
+    ("    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {full: true}",
+     "    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {fast: true}",
+     "notebooks.mixing.pending: unknown key 'fast'; valid: smoke, quick, full"),
+])
+def test_a_bad_pending_mark_is_refused(tmp_path, monkeypatch, old, new, error):
+    assert error in _refused(tmp_path, monkeypatch, old, new)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lenet_core.model import (ACTIVATIONS, C3_TABLE, INITIALIZERS, POOLS, LeNet5, ScaledTanh,
+from lenet_core.model import (ACTIVATIONS, C3_TABLE, INITIALIZERS, NORMS, POOLS, LeNet5, ScaledTanh,
                               TableConv2d, count_parameters)
 
 
@@ -15,6 +15,9 @@ from lenet_core.model import (ACTIVATIONS, C3_TABLE, INITIALIZERS, POOLS, LeNet5
     (dict(act="scaled_tanh", pool="subsample", init="lecun_uniform", c3_table=True), 60_850),  # 1998: 60,000 + output
     (dict(pool="subsample"), 61_706 + 2 * (6 + 16)),  # coefficient and bias per map
     (dict(batch_norm=True), 61_706 - (6 + 16 + 120 + 84) + 2 * (6 + 16 + 120 + 84)),  # biases move into BN
+    # group and layer norm: the same scale and shift per channel (unit) as batch norm
+    (dict(batch_norm=True, norm_layer="group"), 61_706 - (6 + 16 + 120 + 84) + 2 * (6 + 16 + 120 + 84)),
+    (dict(batch_norm=True, norm_layer="layer"), 61_706 - (6 + 16 + 120 + 84) + 2 * (6 + 16 + 120 + 84)),
 ])
 def test_parameter_counts(kwargs, expected):
     assert count_parameters(LeNet5(**kwargs)) == expected
@@ -141,3 +144,45 @@ def test_dropout_and_batch_norm_are_in_the_network():
     model = LeNet5(dropout=0.5, batch_norm=True)
     kinds = [type(m) for m in model.modules()]
     assert kinds.count(nn.Dropout) == 2 and kinds.count(nn.BatchNorm2d) == 2 and kinds.count(nn.BatchNorm1d) == 2
+
+
+def _norm_inputs(model: LeNet5, x: torch.Tensor) -> list[tuple[nn.Module, torch.Tensor, torch.Tensor]]:
+    """(norm module, its input, its output) for every normalization layer on batch x."""
+    seen = []
+    handles = [m.register_forward_hook(lambda m, i, o: seen.append((m, i[0].detach(), o.detach())))
+               for m in model.modules() if isinstance(m, nn.GroupNorm | nn.BatchNorm2d | nn.BatchNorm1d)]
+    model(x)
+    for h in handles:
+        h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("kind, groups", [("group", [2, 4, 30, 21]), ("layer", [1, 1, 1, 1])])
+def test_group_and_layer_norm_standardize_each_example_over_its_groups(kind, groups):
+    """Each example's pre-activations are standardized within each group of channels (all of them
+    for layer norm), independently of the other examples in the batch, the same in eval mode."""
+    torch.manual_seed(0)
+    model = LeNet5(batch_norm=True, norm_layer=kind)
+    x = torch.randn(8, 1, 32, 32)
+    seen = _norm_inputs(model, x)
+    assert [m.num_groups for m, _, _ in seen] == groups
+    for m, inp, out in seen:
+        g = inp.reshape(len(inp), m.num_groups, -1)
+        expected = ((g - g.mean(2, keepdim=True)) / torch.sqrt(g.var(2, unbiased=False, keepdim=True) + m.eps))
+        assert torch.allclose(out, expected.reshape(inp.shape), atol=1e-5)  # scale 1, shift 0 at the start
+    model.eval()  # no running statistics: one example alone gets the same output
+    assert torch.allclose(model(x[:1]), model.train()(x)[:1], atol=1e-5)
+
+
+def test_batch_norm_depends_on_the_batch_and_group_norm_does_not():
+    torch.manual_seed(0)
+    x = torch.randn(8, 1, 32, 32)
+    for kind, batch_dependent in (("batch", True), ("group", False), ("layer", False)):
+        model = LeNet5(batch_norm=True, norm_layer=kind).train()
+        assert (not torch.allclose(model(x[:2]), model(x)[:2], atol=1e-4)) == batch_dependent, kind
+
+
+def test_an_unknown_norm_layer_is_refused_naming_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown normalization 'instance'") as err:
+        LeNet5(batch_norm=True, norm_layer="instance")
+    assert all(name in str(err.value) for name in NORMS)

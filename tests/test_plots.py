@@ -184,3 +184,28 @@ def test_accuracy_bars_zoom_to_the_data_and_say_why_a_row_has_no_bar():
     assert len(bars) == 2 and bars[0].get_facecolor()[:3] != bars[1].get_facecolor()[:3]  # highlight
     assert bars[0].get_width() == pytest.approx(91 - left)  # the mean, as a bar from the axis' left edge
     plt.close(fig)
+
+
+# ---------------------------------------------------------------- what the modern chapters show
+
+def test_averaged_curves_draw_the_averaged_network_beside_the_raw_one(mnist_ready):
+    record = train(RunConfig(average="ema", ema_decay=0.9, **TINY), progress=False).record
+    ax = _drawn(plots.averaged_curves([record])).axes[0]
+    assert _legend(ax) == ["as trained", "averaged"]
+    raw, averaged = (line.get_ydata() for line in ax.get_lines()[:2])
+    assert list(raw) == [e["val_acc_raw"] for e in record["history"]]
+    assert list(averaged) == [e["val_acc"] for e in record["history"]]
+
+
+def test_averaged_curves_refuse_a_run_without_an_average(runs):
+    with pytest.raises(ValueError, match="these runs record no val_acc_raw"):
+        plots.averaged_curves(runs["ok"])
+
+
+def test_update_spectra_plot_the_mean_normalized_singular_values(runs):
+    ax = _drawn(plots.update_spectra({"adam": runs["ok"], "none stored": []}, layer="F6")).axes[0]
+    assert _legend(ax) == ["adam (n=2)"]  # a group with no runs draws nothing
+    expected = np.mean([r["diagnostics"]["update_spectrum"]["F6"]["singular_values"] for r in runs["ok"]], axis=0)
+    (line,) = ax.get_lines()
+    assert np.allclose(line.get_ydata(), expected) and line.get_ydata()[0] == 1.0 and len(expected) == 84
+    assert ax.get_yscale() == "log"

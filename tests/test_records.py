@@ -2,6 +2,7 @@
 
 import math
 
+import pandas as pd
 import pytest
 
 from lenet_core import report
@@ -53,3 +54,30 @@ def test_the_tables_read_runs_and_records_alike():
         restored = list(report.stopping_table(given)["test acc, restored best"])
         assert restored[0::2] == [0.90, 0.94] and math.isnan(restored[1])  # pandas shows None as nan
         assert "1 of 3 seeds diverged" in report.headline(given)
+
+
+def _measured(seed: int, adversarial: float, rank: float) -> dict:
+    rec = record(seed, 0.9)
+    rec["diagnostics"].update(sharpness=dict(rho=0.05, loss=0.1, adversarial=adversarial, random=0.001),
+                              update_spectrum={"F6": dict(singular_values=[1.0, 0.5], stable_rank=rank)})
+    return rec
+
+
+def test_the_sharpness_table_has_a_row_per_seed_that_did_not_diverge():
+    table = report.sharpness_table([_measured(0, 0.2, 3.0), record(1, None, "diverged"), _measured(2, 0.4, 5.0)])
+    assert list(table["seed"]) == [0, 2] and list(table["rise, adversarial"]) == [0.2, 0.4]
+    assert report.sharpness_table([record(0, 0.9)]).empty  # a record from before the measurement
+
+
+def test_the_diagnostics_table_averages_each_setting_over_its_stored_seeds(monkeypatch):
+    from lenet_core.records import Runs as RunsOf
+
+    stored = {"none": RunsOf([_measured(0, 0.2, 3.0), _measured(1, 0.4, 5.0), record(2, None, "diverged")]),
+              "mixup": RunsOf([record(0, 0.9)])}
+    monkeypatch.setattr(report, "_stored_settings",
+                        lambda *a, **k: iter([({"mix": m}, "", runs) for m, runs in stored.items()]))
+    table = report.diagnostics_table("mixing", "mnist", "quick")
+    none, mixup = table.to_dict("records")
+    assert none["seeds"] == 2 and none["sharpness rise, adversarial"] == pytest.approx(0.3)
+    assert none["stable rank of the F6 update"] == 4.0 and none["train - val (points)"] == pytest.approx(0.0)
+    assert mixup["seeds"] == 0 and pd.isna(mixup["sharpness rise, adversarial"])  # nothing measured: no number

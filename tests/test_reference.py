@@ -178,3 +178,17 @@ def test_a_key_given_twice_is_refused(tmp_path):
                                                        "        result: \"76.23%\"\n        result: \"76%\"\n"))
     with pytest.raises(SchemaError, match="found the key 'result' twice"):
         reference.load(path)
+
+
+def test_the_techniques_of_a_chapter_are_checked_and_belong_to_a_chapter(tmp_path):
+    from lenet_core.book.reference import CHAPTERS, TECHNIQUES
+
+    assert set(TECHNIQUES) <= {c.notebook for c in CHAPTERS}
+    assert [t.name for t in TECHNIQUES["modern_optimizers"]] == ["Muon", "Lion", "Schedule-free AdamW", "SAM"]
+    path = _broken(tmp_path, lambda t: t["techniques"]["mixing"][0].update(year=2017))
+    with pytest.raises(SchemaError, match=re.escape(f"{path}: techniques.mixing[0]: unknown key 'year'; "
+                                                    "valid: name, paper, reports")):
+        reference.load(path)
+    path = _broken(tmp_path, lambda t: t["techniques"].update(mixing=[]))
+    with pytest.raises(SchemaError, match=re.escape(f"{path}: techniques.mixing: expected a list of techniques")):
+        reference.load(path)

@@ -11,14 +11,40 @@ from .cells import experiment_cell, epochs_to_target, last_epoch_gap
 from .executed import notebooks_section
 from .found import chapter_figure_note, chapter_findings, chapter_section
 from .markdown import GENERATED, IMAGES, cifar_note, dataset_title, figure_md, format_p, md_table, profile_text, setting_label
-from .reference import TARGETS, Chapter
+from .reference import TARGETS, TECHNIQUES, Chapter
+
+
+def papers_section(notebook: str) -> str:
+    """What the papers behind the chapter's techniques report (the reference file's `techniques`)."""
+    if notebook not in TECHNIQUES:
+        return ""
+    items = [f"- **{t.name}** ({t.paper}): {t.reports}" for t in TECHNIQUES[notebook]]
+    return ("## What the papers report\n\nOn the networks the papers used, far larger than LeNet-5 unless "
+            "said otherwise; the rest of this page is what the techniques do here.\n\n" + "\n".join(items) + "\n")
+
+
+def pending_chapter(notebook: str, profile: str) -> str:
+    """The generated part of a chapter whose runs in `profile` are all still being trained: how many
+    are in, and no number until every one is."""
+    from ..experiments import pending_configs, profile_settings
+    from ..store import load, run_key
+
+    wanted = {run_key(c) for c in pending_configs(profile, notebook)}
+    stored = sum(load(k) is not None for k in wanted)
+    return (f"## Summary\n\nProfile **{profile}**: {profile_text(profile_settings(notebook, profile))}. This "
+            f"chapter's runs are being trained: {stored} of {len(wanted)} are in the store. Its numbers appear "
+            f"here once every run is in, so that no comparison rests on part of its seeds; "
+            f"`make book PROFILE=quick` shows the chapter on the quick profile's short runs meanwhile.\n")
 
 
 def chapter_fragment(chapter: Chapter, profile: str, out_dir: Path) -> str:
     nb = chapter.notebook
     settings = profile_settings(nb, profile)
     datasets = list(settings["datasets"])
-    sets = param_sets(nb)
+    sets = param_sets(nb, profile)
+    papers = [papers_section(nb)] if nb in TECHNIQUES else []
+    if not sets:
+        return "\n".join(papers + [pending_chapter(nb, profile)])
     labels = [setting_label(p) for p in sets]
     base = sets.index(chapter.baseline) if chapter.baseline in sets else None
     grid = {d: [experiment_cell(nb, d, profile, p) for p in sets] for d in datasets}
@@ -27,6 +53,7 @@ def chapter_fragment(chapter: Chapter, profile: str, out_dir: Path) -> str:
 
     out = [chapter_section({d: chapter_findings(chapter, d, profile, grid[d]) for d in datasets})] \
         if base is not None else []
+    out += papers
     out += [f"## Summary\n\nProfile **{profile}**: {profile_text(settings)}; "
            f"{stored} of {expected} runs stored. Baseline row: `{setting_label(chapter.baseline)}` "
            f"(the modern default network).\n"]

@@ -39,7 +39,7 @@ def notebooks_section(notebook: str, out_dir: Path, profile: str, heading: str =
                        f"writes them into `book/runs/{notebook}/`.\n")
     datasets = list(profile_settings(notebook, profile)["datasets"])
     datasets += sorted({d for d, _ in found if d not in datasets and d in DATASETS})
-    sets = param_sets(notebook)
+    sets = param_sets(notebook, profile)
     known = {slug(p): p for p in sets}
     rows, entries = [], []
     for params in sets:

@@ -36,7 +36,7 @@ class ChapterFindings:
 def chapter_findings(chapter: Chapter, dataset: str, profile: str, cells: Sequence[Cell] | None = None) -> ChapterFindings:
     """Every setting of `chapter` on `dataset` against the chapter's baseline (cells are read from
     the store unless given, in the order of the chapter's parameter sets)."""
-    sets = param_sets(chapter.notebook)
+    sets = param_sets(chapter.notebook, profile)
     cells = list(cells) if cells is not None else [experiment_cell(chapter.notebook, dataset, profile, p) for p in sets]
     labels = [setting_label(p) for p in sets]
     base = sets.index(chapter.baseline)
@@ -55,7 +55,9 @@ def contenders(chapter: Chapter, dataset: str, profile: str) -> list[dict]:
     with a raw p below CONTENDER_P (undecided only after Holm's correction), the baseline and those
     close contenders. Empty when none is.
     Only validation decides, and only the profile's seeds, so the choice stays put as more come in."""
-    sets = param_sets(chapter.notebook)
+    sets = param_sets(chapter.notebook, profile)
+    if chapter.baseline not in sets:  # its runs are still being trained
+        return []
     seeds = profile_settings(chapter.notebook, profile)["seeds"]
     cells = [experiment_cell(chapter.notebook, dataset, profile, p, seeds=seeds) for p in sets]
     base = sets.index(chapter.baseline)
@@ -132,9 +134,14 @@ def ladder_family(labels: Sequence[str], cells: Sequence[Cell]) -> Family:
     return judge([(labels[i], cells[i], cells[i - 1]) for i in range(1, len(cells))])
 
 
+def published_chapters(profile: str) -> list[Chapter]:
+    """The chapters whose comparisons `profile` publishes: their baseline's runs are not pending."""
+    return [c for c in CHAPTERS if c.baseline in param_sets(c.notebook, profile)]
+
+
 def study_findings(profile: str, datasets: Sequence[str]) -> dict[str, list[ChapterFindings]]:
-    """Every chapter's findings on each dataset of `datasets` that the chapter trains in `profile`."""
-    return {d: [chapter_findings(c, d, profile) for c in CHAPTERS
+    """Every published chapter's findings on each dataset of `datasets` that it trains in `profile`."""
+    return {d: [chapter_findings(c, d, profile) for c in published_chapters(profile)
                 if d in profile_settings(c.notebook, profile)["datasets"]] for d in datasets}
 
 

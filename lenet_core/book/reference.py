@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..reference import ClassicGoal, Goal, Published, Source, load
+from ..reference import ClassicGoal, Goal, Published, Source, Technique, load
 
 _REFERENCE = load()
 
@@ -17,9 +17,11 @@ GOALS: tuple[Goal, ...] = _REFERENCE.goals
 CLASSIC_GOAL: ClassicGoal = _REFERENCE.classic
 # The published numbers, source by source, with the protocol behind each.
 PUBLISHED: tuple[Source, ...] = _REFERENCE.sources
+# What the papers behind each chapter's techniques report, per chapter (its notebook).
+TECHNIQUES: dict[str, tuple[Technique, ...]] = _REFERENCE.techniques
 
-__all__ = ["CHAPTERS", "CLASSIC_GOAL", "GOALS", "PUBLISHED", "TARGETS", "Chapter", "ClassicGoal", "Goal",
-           "Published", "Source"]
+__all__ = ["CHAPTERS", "CLASSIC_GOAL", "GOALS", "PUBLISHED", "TARGETS", "TECHNIQUES", "Chapter", "ClassicGoal",
+           "Goal", "Published", "Source", "Technique"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,11 @@ CHAPTERS = (
     Chapter("regularization", "Regularization", {"weight_decay": 0.0, "l1": 0.0, "dropout": 0.0}),
     Chapter("early_stopping", "Early stopping", {"patience": 0}),
     # batch norm is studied under SGD with momentum; its baseline is the plain network at lr 0.01
-    Chapter("normalization", "Batch normalization", {"batch_norm": False, "lr": 0.01}),
+    Chapter("normalization", "Normalization", {"batch_norm": False, "lr": 0.01}),
     Chapter("augmentation", "Data augmentation", {"augment": "none"}),
+    # After 2015: each against the current recipe of its kind (AdamW with a cosine schedule; the
+    # augmentation chapter's shifts, and flips where they keep an image's meaning).
+    Chapter("modern_optimizers", "Optimizers after Adam", {"optimizer": "adamw"}),
+    Chapter("weight_averaging", "Weight averaging", {"average": "none"}),
+    Chapter("mixing", "Mixing augmentations", {"mix": "none"}),
 )
