@@ -94,7 +94,13 @@ def pending_configs(profile: str, notebook: str | None = None) -> list[RunConfig
     runs belong in the store) but not yet published, and not yet required to be complete."""
     configs = pending_seed_configs(profile) if notebook is None else []
     entries = load_spec()["notebooks"] if notebook is None else {notebook: check_notebook(notebook)}
+    searching = profile in (load_spec().get("lr_search") or {}).get("pending", [])
     for name, entry in entries.items():
+        if searching and entry.get("lr_factors"):  # the learning-rate searches, as far as they are known
+            for params in param_sets(name, profile):
+                for dataset in profile_settings(name, profile)["datasets"]:
+                    configs += [c for e in notebook_experiments(name, dataset, profile, tune_lr=True, **params)
+                                for c in e.configs]
         for params in pending_sets(entry, profile):
             for dataset in profile_settings(name, profile)["datasets"]:
                 try:
@@ -334,9 +340,17 @@ def copy_comparison(profile: str = "full") -> list[CopyComparison]:
 
 
 def notebook_experiments(notebook: str, dataset: str, profile: str, seeds=None, data_copy: str | None = None,
-                         **params) -> list[Experiment]:
+                         tune_lr: bool = False, **params) -> list[Experiment]:
     """The experiments one execution of `notebook` trains or loads, by the kind of its entry: every
-    rung of a ladder, the published setup `params["setup"]`, or one experiment of a grid."""
+    rung of a ladder, the published setup `params["setup"]`, or one experiment of a grid; with
+    tune_lr, the grid's learning-rate search as far as it is known, and the setting at the chosen
+    rate once the search is complete (`lenet_core.tuning`)."""
+    if tune_lr:
+        from . import tuning
+
+        found = tuning.search(notebook, dataset, profile, data_copy, **params)
+        tuned = [tuning.tuned(notebook, dataset, profile, seeds, data_copy, **params)] if found.chosen else []
+        return found.experiments() + tuned
     of_kind = kind(check_notebook(notebook))
     if of_kind == "ladder":
         return ladder(dataset=dataset, profile=profile, seeds=seeds, data_copy=data_copy, notebook=notebook)
@@ -358,9 +372,21 @@ def describe_network(config: RunConfig) -> str:
             f"{count_parameters(model):,} trainable parameters")
 
 
-def start(notebook: str, **parameters) -> Experiment:
+def start(notebook: str, *, dataset: str = "mnist", profile: str = "quick", seeds=None, data_copy: str | None = None,
+          tune_lr: bool = False, **params) -> Experiment:
     """A chapter notebook's opening: its experiment from the notebook's parameters (every name
-    checked before anything is trained), and the network it trains described."""
-    exp = experiment(notebook, **parameters)
+    checked before anything is trained), and the network it trains described. With tune_lr, the
+    setting's learning-rate search is run first (what the store lacks is trained), its grid shown,
+    and the experiment is the setting at the chosen rate."""
+    exp = experiment(notebook, dataset=dataset, profile=profile, seeds=seeds, data_copy=data_copy, **params)
     print(describe_network(exp.config))
-    return exp
+    if not tune_lr:
+        return exp
+    from IPython.display import display
+
+    from . import tuning
+    from .report import search_table
+
+    found = tuning.run(tuning.search(notebook, dataset, profile, data_copy, **params))
+    display(search_table(found))
+    return tuning.tuned(notebook, dataset, profile, seeds, data_copy, **params)

@@ -143,6 +143,15 @@ def diagnostics_table(notebook: str, dataset: str, profile: str, data_copy: str 
     return pd.DataFrame(rows)
 
 
+def search_table(found) -> pd.DataFrame:
+    """A learning-rate search (`tuning.Search`): per rate and stage, the search seed's validation
+    loss and accuracy at its best epoch, and which rate was chosen."""
+    return pd.DataFrame([{"lr": r["lr"], "stage": r["stage"], "epochs": r["epochs"], "status": r["status"],
+                          "val loss (best epoch)": None if r["val_loss_best"] is None else round(r["val_loss_best"], 4),
+                          "val acc (best epoch)": _pct(r["val_acc_best"]), "chosen": "yes" if r["chosen"] else ""}
+                         for r in found.rows()])
+
+
 def overview(records: Runs | list[dict], label: str = "") -> None:
     """What every notebook shows first: the seed table, the headline, the learning curves,
     and where the classes are many and confusable, the confusion matrix of the first seed."""

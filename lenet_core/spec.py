@@ -17,14 +17,15 @@ from .data import COPIES, DATASETS
 from .schema import Layout
 
 PROFILES = ("smoke", "quick", "full")
-TOP_KEYS = ("profiles", "notebooks", "data_copies", "data_copies_in_progress", "copy_comparison")
+TOP_KEYS = ("profiles", "notebooks", "data_copies", "data_copies_in_progress", "copy_comparison", "lr_search")
+LR_SEARCH_KEYS = ("seed", "short_fraction", "keep", "pending")
 PROFILE_KEYS = ("epochs", "train_size", "seeds", "datasets")
 # What a notebook's entry is: a grid of parameter sets (the default), the cumulative ladder, or
 # published setups re-run with their own protocol. Each kind has its own key beside the common ones.
 KINDS = ("grid", "ladder", "setups")
 ENTRY_KEYS = ("kind", "base", "params", "profiles", "pending")
 KIND_KEYS = {"grid": (), "ladder": ("ladder",), "setups": ("setups",)}  # required by the kind
-OPTIONAL_KIND_KEYS = {"grid": ("more_seeds",), "ladder": (), "setups": ()}
+OPTIONAL_KIND_KEYS = {"grid": ("more_seeds", "lr_factors"), "ladder": (), "setups": ()}
 SETUP_KEYS = ("title", "dataset", "reference", "config")
 RUNG_KEYS = ("rung", "epochs_factor")
 PER_DATASET = (*DATASETS, "default")  # the keys of a value chosen per dataset
@@ -61,7 +62,32 @@ def validate(spec, path: Path) -> dict:
         _notebook(check, entry, f"notebooks.{name}")
     if "copy_comparison" in spec:
         _copy_comparison(check, spec["copy_comparison"], notebooks)
+    searching = [name for name, entry in notebooks.items() if "lr_factors" in entry]
+    if searching and "lr_search" not in spec:
+        check.fail(f"notebooks.{searching[0]}.lr_factors", "needs the top-level lr_search (how a rate is chosen)")
+    if "lr_search" in spec:
+        _lr_search(check, spec["lr_search"])
     return spec
+
+
+def _lr_search(check: Layout, entry) -> None:
+    where = "lr_search"
+    entry = check.mapping(entry, where, LR_SEARCH_KEYS, ("seed", "short_fraction", "keep"))
+    if not isinstance(entry["seed"], int) or isinstance(entry["seed"], bool) or entry["seed"] < 0:
+        check.fail(f"{where}.seed", f"expected a seed (an integer >= 0); got {entry['seed']!r}")
+    check.number(entry["short_fraction"], f"{where}.short_fraction", 0, 1)
+    if not isinstance(entry["keep"], int) or isinstance(entry["keep"], bool) or entry["keep"] < 1:
+        check.fail(f"{where}.keep", f"expected how many rates train the full length (an integer >= 1); "
+                                    f"got {entry['keep']!r}")
+    check.names(entry.get("pending", []), f"{where}.pending", list(PROFILES))
+
+
+def _lr_factors(check: Layout, factors, where: str) -> None:
+    if not isinstance(factors, list) or len(factors) < 2 or \
+            not all(isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in factors) or \
+            sorted(factors) != factors or len(set(factors)) != len(factors):
+        check.fail(where, f"expected at least two increasing positive factors of the set's own lr, such as "
+                          f"[0.1, 0.3, 1, 3, 10]; got {factors!r}")
 
 
 def _profile(check: Layout, settings, where: str, required) -> None:
@@ -93,6 +119,8 @@ def _notebook(check: Layout, entry, where: str) -> None:
         _more_seeds(check, entry, f"{where}.more_seeds")
     if "pending" in entry:
         _pending(check, entry, f"{where}.pending")
+    if "lr_factors" in entry:
+        _lr_factors(check, entry["lr_factors"], f"{where}.lr_factors")
     if what == "ladder":
         if not isinstance(entry["ladder"], list) or not entry["ladder"]:
             check.fail(f"{where}.ladder", "expected a list of rungs")

@@ -18,6 +18,7 @@ from . import jobs as jobs_module
 from .experiments import active_profile, check_notebook, load_spec, notebook_experiments, param_sets, profile_settings
 from .jobs import Job, one_line
 from .kernel import WarmKernel, execute, kernel_env
+from .tuning import tuned_sets
 
 
 @dataclass
@@ -52,7 +53,7 @@ def plan(profile: str, only: list[str] | None = None, datasets: list[str] | None
     for notebook in only or notebooks:
         wanted = profile_settings(notebook, profile)["datasets"]
         for dataset in wanted if datasets is None else [d for d in datasets if d in wanted]:
-            for params in param_sets(notebook, profile):
+            for params in param_sets(notebook, profile) + tuned_sets(notebook, profile):
                 job = Job(notebook, dataset, params, profile, data_copy=data_copy)
                 try:
                     job.experiments = notebook_experiments(notebook, dataset, profile, data_copy=data_copy, **params)

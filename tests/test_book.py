@@ -296,24 +296,49 @@ def _render_and_build(root: Path, env: dict) -> None:
     assert (root / "_build" / "html" / "index.html").exists()
 
 
-@pytest.mark.book
-@pytest.mark.usefixtures("mnist_ready")
-def test_a_fresh_book_with_an_empty_store_builds_without_warnings(tmp_path):
-    _render_and_build(tmp_path, _book_copy(tmp_path))
-    page = (tmp_path / "_build" / "html" / "book" / "activation.html").read_text()
-    assert "0/2 seeds stored" in page and "No executed notebooks" in page
-
-
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, mnist_ready):
-    """Sweep (smoke, a few notebooks), render and build a copy of the book; serve it on 127.0.0.1."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (Debian: apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+def built_book(tmp_path_factory, mnist_ready):
+    """A copy of the book with its own run store: a smoke sweep of a few notebooks (a chapter and the
+    results), rendered and built with warnings as errors. Every other chapter has no runs at all."""
     root = tmp_path_factory.mktemp("site")
     env = _book_copy(root)
     _run([sys.executable, "-m", "lenet_core", "sweep", "--profile", "smoke", "--only", *SITE_NOTEBOOKS], env, 600)
     _render_and_build(root, env)
+    return root
+
+
+def _browser_missing() -> str:
+    """Why the browser test cannot run here ("" when it can)."""
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (Debian: apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install playwright)"
+    return ""
+
+
+def _assert_a_chapter_without_runs_says_so(root: Path) -> None:
+    assert "activation" not in SITE_NOTEBOOKS
+    page = (root / "_build" / "html" / "book" / "activation.html").read_text()
+    assert "0/2 seeds stored" in page and "No executed notebooks" in page
+
+
+@pytest.mark.book
+def test_the_book_builds_without_warnings_and_a_chapter_without_runs_says_so(request):
+    """Where a browser is available the browser test builds the same book and checks this too; one
+    build of the book is enough (it is the slowest part of the tests)."""
+    if not _browser_missing():
+        pytest.skip("the browser test builds this book and checks it")
+    _assert_a_chapter_without_runs_says_so(request.getfixturevalue("built_book"))
+
+
+@pytest.fixture(scope="module")
+def site(request):
+    """The built copy of the book, served on 127.0.0.1."""
+    if _browser_missing():
+        pytest.skip(_browser_missing())
+    root = request.getfixturevalue("built_book")
     html = root / "_build" / "html"
 
     handler = functools.partial(_QuietHandler, directory=str(html))
@@ -401,6 +426,7 @@ def _crawl(browser, site) -> dict[str, list[str]]:
 @pytest.mark.book
 @pytest.mark.slow
 def test_the_site_builds_and_every_page_works_in_a_browser(site, browser):
+    _assert_a_chapter_without_runs_says_so(site["root"])
     found = _crawl(browser, site)
     bad = {url: p for url, p in found.items() if p}
     assert not bad, "\n".join(f"{url}:\n  " + "\n  ".join(p) for url, p in bad.items())

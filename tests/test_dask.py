@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 distributed = pytest.importorskip("distributed")
 
 from lenet_core import experiments, sweep  # noqa: E402
+from lenet_core.train import train  # noqa: E402
 from lenet_core.paths import checkpoints_dir, results_dir  # noqa: E402
 from lenet_core.store import run_key  # noqa: E402
 
@@ -140,14 +142,14 @@ def test_a_sweep_on_the_cluster_stores_each_run_once_with_the_local_numbers(clus
     assert sweep.run("smoke", scheduler=cluster.address, out=out) == 0  # all stored: nothing is submitted
     assert "5 already done, 0 runs to train" in out.getvalue()
 
-    # The same sweep on this machine, into a second store, one thread per run as on the workers.
-    monkeypatch.setenv("LENET_RESULTS_DIR", str(tmp_path / "local-results"))
-    monkeypatch.setenv("LENET_CHECKPOINTS_DIR", str(tmp_path / "local-checkpoints"))
-    monkeypatch.setenv("LENET_EXECUTED_DIR", str(tmp_path / "local-executed"))
-    monkeypatch.setenv("LENET_THREADS", "1")
-    out = io.StringIO()
-    assert sweep.run("smoke", jobs=2, out=out) == 0
-    local = _stored(keys)
+    # The same runs trained here, in this process, one thread per run as on the workers.
+    configs = {run_key(c): c for j in sweep.plan("smoke")[0] for c in j.configs}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        local = {key: train(configs[key], progress=False).record for key in keys}
+    finally:
+        torch.set_num_threads(threads)
     for key in keys:
         for field in ("train_loss", "val_loss", "val_acc"):
             assert [h[field] for h in remote[key]["history"]] == [h[field] for h in local[key]["history"]], key

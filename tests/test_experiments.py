@@ -133,8 +133,18 @@ def test_pending_extra_seeds_are_planned_but_not_yet_published(tmp_path, monkeyp
     ("      full:\n        seeds: [0, 1, 2, 3, 4]\n        mnist: [{act: relu}",
      "      ful:\n        seeds: [0, 1, 2, 3, 4]\n        mnist: [{act: relu}",
      "notebooks.activation.more_seeds: unknown key 'ful'; valid: smoke, quick, full"),
+    ("    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {full: true}",
+     "    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {full: [{mix: cutmix}, {mix: stripes}]}",
+     "notebooks.mixing.pending.full[1]: {'mix': 'stripes'} is not one of the entry's parameter sets; "
+     "valid: [{'mix': 'none'}"),
+    ("    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {full: true}",
+     "    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {full: 3}",
+     "notebooks.mixing.pending.full: expected true or a list of parameter sets; got 3"),
+    ("    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {full: true}",
+     "    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {fast: true}",
+     "notebooks.mixing.pending: unknown key 'fast'; valid: smoke, quick, full"),
 ])
-def test_a_bad_more_seeds_entry_is_refused_where_it_is(tmp_path, monkeypatch, old, new, error):
+def test_a_bad_more_seeds_or_pending_entry_is_refused_where_it_is(tmp_path, monkeypatch, old, new, error):
     assert error in _refused(tmp_path, monkeypatch, old, new)
 
 
@@ -201,17 +211,3 @@ def test_pending_parameter_sets_are_planned_but_not_published():
     assert set(pending) <= set(experiments.pending_configs("full")) and experiments.pending_configs("quick") == []
 
 
-@pytest.mark.parametrize("old, new, error", [
-    ("    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {full: true}",
-     "    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {full: [{mix: cutmix}, {mix: stripes}]}",
-     "notebooks.mixing.pending.full[1]: {'mix': 'stripes'} is not one of the entry's parameter sets; "
-     "valid: [{'mix': 'none'}"),
-    ("    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {full: true}",
-     "    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {full: 3}",
-     "notebooks.mixing.pending.full: expected true or a list of parameter sets; got 3"),
-    ("    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {full: true}",
-     "    params: {mix: [none, cutout, mixup, cutmix]}\n    pending: {fast: true}",
-     "notebooks.mixing.pending: unknown key 'fast'; valid: smoke, quick, full"),
-])
-def test_a_bad_pending_mark_is_refused(tmp_path, monkeypatch, old, new, error):
-    assert error in _refused(tmp_path, monkeypatch, old, new)

@@ -12,6 +12,7 @@ from .executed import notebooks_section
 from .found import chapter_figure_note, chapter_findings, chapter_section
 from .markdown import GENERATED, IMAGES, cifar_note, dataset_title, figure_md, format_p, md_table, profile_text, setting_label
 from .reference import TARGETS, TECHNIQUES, Chapter
+from .tuned import tuned_section
 
 
 def papers_section(notebook: str) -> str:
@@ -123,5 +124,6 @@ def chapter_fragment(chapter: Chapter, profile: str, out_dir: Path) -> str:
     out.append(md_table(["setting"] + [dataset_title(d) for d in datasets],
                         [[f"`{label}`"] + [last_epoch_gap(grid[d][i]) for d in datasets]
                          for i, label in enumerate(labels)]))
+    out.append(tuned_section(chapter, profile, out_dir))
     out.append(notebooks_section(nb, out_dir, profile, heading="##"))
     return "\n".join(out)

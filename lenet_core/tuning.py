@@ -1,0 +1,144 @@
+"""Each setting at its own learning rate: a grid searched on validation by successive halving.
+
+An entry of the sweep specification with `lr_factors` searches, for each of its parameter sets,
+the rates `factor x the set's own lr`. The rule is the specification's `lr_search`, one for the
+whole book:
+
+1. every grid value trains one seed (`seed`) for `short_fraction` of the profile's epochs;
+2. the `keep` values with the lowest validation loss (the best epoch's) train the full length;
+3. of those, the one with the lowest validation loss is the setting's rate (ties: the smaller
+   rate), and the chapter's seeds train at it.
+
+Only validation chooses; the test set chooses nothing. The search seed's full-length run at the
+chosen rate is also that seed's run of the tuned setting (the same configuration), so its own
+validation numbers are slightly optimistic; its test numbers are not.
+
+    found = search("optimization", "mnist", "quick", optimizer="sgd", lr=0.05, schedule="constant")
+    found = run(found)          # trains what the store lacks, stage by stage
+    found.chosen                # the rate; tuned(...) is the Experiment at it
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .experiments import (Experiment, build_config, check_notebook, experiment, load_spec, param_sets,
+                          profile_settings)
+
+SELECT = "val_loss_best"  # what chooses: the best epoch's validation loss, lower is better
+
+
+@dataclass
+class Search:
+    """The learning-rate search of one parameter set on one dataset, as far as the store has it."""
+
+    notebook: str
+    dataset: str
+    profile: str
+    params: dict
+    grid: list[float]  # the rates searched, ascending
+    short: list[Experiment]  # one per rate: the search seed, a fraction of the epochs
+    long: list[Experiment]  # the `keep` best short ones at full length; empty until every short run is stored
+
+    @property
+    def chosen(self) -> float | None:
+        """The rate chosen, once every run of both stages is stored; else None."""
+        scores = [_score(e) for e in self.long]
+        if not self.long or any(s is None for s in scores):
+            return None
+        return min(zip(scores, (e.config.lr for e in self.long)))[1]
+
+    def experiments(self) -> list[Experiment]:
+        """Every experiment of the search known so far (the long stage once the short one is stored)."""
+        return self.short + self.long
+
+    def rows(self) -> list[dict]:
+        """Per rate and stage: the validation numbers that chose (None while not stored)."""
+        rows = []
+        for stage, exps in (("short", self.short), ("full", self.long)):
+            for e in exps:
+                runs = e.stored_runs()
+                run = runs[0] if len(runs) else None
+                rows.append(dict(lr=e.config.lr, stage=stage, epochs=e.config.epochs,
+                                 status=run.status if run else "not stored",
+                                 val_loss_best=run.metric("val_loss_best") if run else None,
+                                 val_acc_best=run.metric("val_acc_best") if run else None,
+                                 chosen=e.config.lr == self.chosen and stage == "full"))
+        return rows
+
+
+def rule() -> dict:
+    """The specification's `lr_search`: seed, short_fraction, keep (and the profiles still `pending`)."""
+    return load_spec()["lr_search"]
+
+
+def tuned_sets(notebook: str, profile: str) -> list[dict]:
+    """The executions of `notebook` that search each parameter set's learning rate (`tune_lr`), where
+    its entry has lr_factors and the profile's searches are not still pending."""
+    if not factors(notebook) or profile in rule().get("pending", []):
+        return []
+    return [{**params, "tune_lr": True} for params in param_sets(notebook, profile)]
+
+
+def factors(notebook: str) -> list[float]:
+    """The entry's `lr_factors`; empty where the entry searches no rate."""
+    return list(check_notebook(notebook).get("lr_factors", []))
+
+
+def _score(exp: Experiment) -> float | None:
+    """The search seed's validation loss (inf for a diverged run); None while it is not stored."""
+    runs = exp.stored_runs()
+    if not len(runs):
+        return None
+    value = runs[0].metric(SELECT) if runs[0].ok else None
+    return math.inf if value is None else value
+
+
+def search(notebook: str, dataset: str, profile: str, data_copy: str | None = None, **params) -> Search:
+    """The search for `params` of `notebook` on `dataset`, read from the store (nothing is trained)."""
+    if not factors(notebook):
+        raise ValueError(f"notebook {notebook!r} searches no learning rate (no lr_factors in its entry); "
+                         f"valid: {', '.join(n for n, e in load_spec()['notebooks'].items() if e.get('lr_factors'))}")
+    how = rule()
+    base = build_config(check_notebook(notebook).get("base", {}), dataset, **params)
+    grid = sorted({float(f"{base.lr * f:.6g}") for f in factors(notebook)})
+    epochs = profile_settings(notebook, profile)["epochs"]
+    short_epochs = max(1, round(epochs * how["short_fraction"]))
+
+    def at(lr: float, epochs: int, label: str) -> Experiment:
+        exp = experiment(notebook, dataset=dataset, profile=profile, seeds=[how["seed"]], data_copy=data_copy,
+                         label=label, **{**params, "lr": lr})
+        exp.configs = [c.replace(epochs=epochs) for c in exp.configs]
+        return exp
+
+    short = [at(lr, short_epochs, f"lr {lr:g}, {short_epochs} epochs") for lr in grid]
+    scores = [_score(e) for e in short]
+    long = []
+    if all(s is not None for s in scores):
+        best = sorted(zip(scores, grid))[:how["keep"]]
+        long = [at(lr, epochs, f"lr {lr:g}, {epochs} epochs") for _, lr in sorted(best, key=lambda t: t[1])]
+    return Search(notebook, dataset, profile, dict(params), grid, short, long)
+
+
+def run(found: Search, log=print) -> Search:
+    """Train what the search lacks, stage by stage; returns the completed search."""
+    for exp in found.short:
+        exp.run(log=log)
+    found = search(found.notebook, found.dataset, found.profile, found.short[0].config.data_copy, **found.params)
+    for exp in found.long:
+        exp.run(log=log)
+    return search(found.notebook, found.dataset, found.profile, found.short[0].config.data_copy, **found.params)
+
+
+def tuned(notebook: str, dataset: str, profile: str, seeds=None, data_copy: str | None = None, **params) -> Experiment:
+    """The setting at its chosen rate, with the chapter's seeds; refused while the search is incomplete."""
+    found = search(notebook, dataset, profile, data_copy, **params)
+    if found.chosen is None:
+        known = [c for e in found.experiments() for c in e.configs]
+        stored = sum(len(e.stored_runs()) for e in found.experiments())
+        raise ValueError(f"the learning-rate search of {notebook} {params} on {dataset} ({profile}) is not complete: "
+                         f"{stored} of {len(known)} of its runs known so far are stored; run the notebook with "
+                         f"tune_lr=True, or `python -m lenet_core sweep --profile {profile} --only {notebook}`")
+    return experiment(notebook, dataset=dataset, profile=profile, seeds=seeds, data_copy=data_copy,
+                      label=f"tuned: lr {found.chosen:g}", **{**params, "lr": found.chosen})

@@ -1,0 +1,171 @@
+"""Each setting at its own learning rate: the search by successive halving, chosen on validation."""
+
+import math
+
+import pytest
+
+from lenet_core import experiments, store, sweep, tuning
+from lenet_core.schema import SchemaError
+
+SPEC = """
+lr_search: {seed: 0, short_fraction: 0.5, keep: 2, pending: [full]}
+profiles:
+  smoke: {epochs: 2, train_size: 256, seeds: [0, 1], datasets: [mnist]}
+  full: {epochs: 6, train_size: 256, seeds: [0, 1, 2], datasets: [mnist]}
+notebooks:
+  optimization:
+    base: {batch_size: 64}
+    params:
+      - {optimizer: sgd, lr: 0.05}
+      - {optimizer: adam, lr: 0.001}
+    lr_factors: [0.1, 1, 10, 1000000]
+"""
+
+
+@pytest.fixture
+def spec(tmp_path, monkeypatch):
+    path = tmp_path / "sweep.yml"
+    path.write_text(SPEC)
+    monkeypatch.setenv("LENET_SWEEP_SPEC", str(path))
+    experiments._load.cache_clear()
+    yield path
+    experiments._load.cache_clear()
+
+
+def _stored(exp):
+    return exp.stored_runs()[0]
+
+
+SGD = dict(optimizer="sgd", lr=0.05)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, mnist_ready):
+    """One search (SGD's), trained once into a store of its own and shared by the tests below."""
+    root = tmp_path_factory.mktemp("search")
+    (root / "sweep.yml").write_text(SPEC)
+    env = dict(LENET_SWEEP_SPEC=root / "sweep.yml", LENET_RESULTS_DIR=root / "results",
+               LENET_CHECKPOINTS_DIR=root / "checkpoints")
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, str(v))
+        experiments._load.cache_clear()
+        before = tuning.search("optimization", "mnist", "smoke", **SGD)
+        found = tuning.run(before, log=None)
+    experiments._load.cache_clear()
+    return env, before, found
+
+
+@pytest.fixture
+def in_search_store(searched, monkeypatch):
+    env, before, found = searched
+    for k, v in env.items():
+        monkeypatch.setenv(k, str(v))
+    experiments._load.cache_clear()
+    yield before, found
+    experiments._load.cache_clear()
+
+
+def test_the_search_keeps_the_best_short_runs_and_chooses_on_validation_loss(in_search_store):
+    before, found = in_search_store
+    assert before.grid == [0.005, 0.05, 0.5, 50000.0] and before.long == [] and before.chosen is None
+    assert [e.config.epochs for e in before.short] == [1, 1, 1, 1] and {e.seeds[0] for e in before.short} == {0}
+    short = {e.config.lr: _stored(e) for e in found.short}
+    assert short[50000.0].status == "diverged"  # a rate that diverges ranks last, whatever else
+    ranked = sorted(short, key=lambda lr: (short[lr].metric("val_loss_best") if short[lr].ok else math.inf, lr))
+    assert [e.config.lr for e in found.long] == sorted(ranked[:2])  # the two best, at full length
+    assert all(e.config.epochs == 2 for e in found.long)
+    long = {e.config.lr: _stored(e).metric("val_loss_best") for e in found.long}
+    assert found.chosen == min(long, key=long.get)
+    rows = found.rows()
+    assert [r["stage"] for r in rows] == ["short"] * 4 + ["full"] * 2
+    assert [r["lr"] for r in rows if r["chosen"]] == [found.chosen]
+
+
+def test_the_test_set_chooses_nothing(in_search_store, monkeypatch):
+    """Rewriting every stored test accuracy changes no choice."""
+    _, found = in_search_store
+    real_load = store.load
+
+    def upside_down(key):
+        record = real_load(key)
+        if record and record["status"] == "ok":
+            record["metrics"].update(test_acc_best=1 - record["metrics"]["test_acc_best"], test_loss_best=0.0)
+        return record
+
+    monkeypatch.setattr(store, "load", upside_down)
+    again = tuning.search("optimization", "mnist", "smoke", **SGD)
+    assert again.chosen == found.chosen is not None
+
+
+@pytest.mark.usefixtures("spec")
+def test_the_tuned_setting_waits_for_its_search():
+    with pytest.raises(ValueError, match=r"the learning-rate search of optimization .* is not complete: 0 of 4 .*"
+                                         r"tune_lr=True"):
+        tuning.tuned("optimization", "mnist", "smoke", **SGD)
+
+
+def test_the_tuned_setting_trains_the_chapters_seeds_at_the_chosen_rate(in_search_store):
+    _, found = in_search_store
+    exp = tuning.tuned("optimization", "mnist", "smoke", optimizer="sgd", lr=0.05)
+    assert exp.seeds == [0, 1] and {c.lr for c in exp.configs} == {found.chosen}
+    chosen_run = next(e for e in found.long if e.config.lr == found.chosen)
+    assert exp.configs[0] == chosen_run.configs[0]  # the search seed's full run is reused, not retrained
+    listed = experiments.notebook_experiments("optimization", "mnist", "smoke", tune_lr=True, optimizer="sgd", lr=0.05)
+    assert listed[:-1] == found.experiments() and listed[-1].configs == exp.configs
+
+
+@pytest.mark.usefixtures("spec")
+def test_the_sweep_plans_the_searches_except_where_they_are_pending():
+    jobs = sweep.plan("smoke")[0]
+    assert [j.params for j in jobs][-2:] == [{"optimizer": "sgd", "lr": 0.05, "tune_lr": True},
+                                             {"optimizer": "adam", "lr": 0.001, "tune_lr": True}]
+    assert len(jobs[-1].configs) == 4  # the short stage, until it is stored
+    assert not any(j.params.get("tune_lr") for j in sweep.plan("full")[0])
+    pending = experiments.pending_configs("full")
+    assert len(pending) == 8 and {c.epochs for c in pending} == {3}  # every known run of both searches
+
+
+@pytest.mark.parametrize("old, new, error", [
+    ("lr_factors: [0.1, 1, 10, 1000000]", "lr_factors: [1, 0.1]",
+     "notebooks.optimization.lr_factors: expected at least two increasing positive factors"),
+    ("lr_factors: [0.1, 1, 10, 1000000]", "lr_factors: [0, 1]",
+     "notebooks.optimization.lr_factors: expected at least two increasing positive factors"),
+    ("keep: 2", "keep: 0", "lr_search.keep: expected how many rates train the full length"),
+    ("short_fraction: 0.5", "short_fraction: 2", "lr_search.short_fraction: 2 is out of range [0, 1]"),
+    ("pending: [full]", "pending: [fast]", "lr_search.pending[0]: unknown value 'fast'"),
+    ("lr_search: {seed: 0, short_fraction: 0.5, keep: 2, pending: [full]}\n", "",
+     "notebooks.optimization.lr_factors: needs the top-level lr_search"),
+])
+def test_a_bad_search_is_refused(spec, old, new, error):
+    spec.write_text(SPEC.replace(old, new))
+    experiments._load.cache_clear()
+    with pytest.raises(SchemaError, match=error.replace("[", r"\[").replace("]", r"\]")):
+        experiments.load_spec()
+
+
+@pytest.mark.usefixtures("spec")
+def test_a_notebook_without_factors_has_no_search(spec):
+    spec.write_text(SPEC.replace("    lr_factors: [0.1, 1, 10, 1000000]\n", ""))
+    experiments._load.cache_clear()
+    with pytest.raises(ValueError, match="notebook 'optimization' searches no learning rate"):
+        tuning.search("optimization", "mnist", "smoke", optimizer="sgd", lr=0.05)
+    assert tuning.tuned_sets("optimization", "smoke") == []
+
+
+def test_the_chapter_shows_each_setting_at_its_own_rate_beside_the_shared_one(in_search_store, tmp_path):
+    from lenet_core.book.reference import Chapter
+    from lenet_core.book.tuned import tuned_section
+
+    _, found = in_search_store
+    chapter = Chapter("optimization", "Optimizers", {"optimizer": "adam", "lr": 0.001})
+    text = tuned_section(chapter, "smoke", tmp_path)
+    sgd = next(line for line in text.splitlines() if line.startswith("| `optimizer=sgd"))
+    assert f"| {found.chosen:g}" in sgd and "seeds stored" in sgd  # its rate; seed 1 at it is not trained yet
+    adam = next(line for line in text.splitlines() if line.startswith("| `optimizer=adam"))
+    assert "| searching |" in adam  # nothing of its search is stored
+    assert "trains seed 0 for 0.5 of the epochs, the 2 with the lowest validation loss" in text
+    assert (tmp_path / "_generated" / "img" / "optimization_mnist_lr.png").stat().st_size > 0
+    pending = tuned_section(chapter, "full", tmp_path)  # being trained there: how far, no number
+    assert "searches of the full profile are being trained: 0 of the 8 runs known so far" in pending
+    assert "|" not in pending
