@@ -39,7 +39,7 @@ from pathlib import Path
 import papermill
 
 from lenet_core.paths import project_root
-from lenet_core.experiments import notebook_experiments
+from lenet_core.executions import notebook_experiments
 from lenet_core.kernel import WarmKernel
 
 

@@ -6,7 +6,8 @@
 """
 
 from .config import RunConfig
-from .experiments import describe_network, experiment, ladder, published_setup, setups, start
+from .executions import start
+from .experiments import describe_network, experiment, ladder, published_setup, setups
 from .data import DATASETS, DataError, prepare, splits
 from .model import LeNet5, count_parameters
 from .records import Run, Runs

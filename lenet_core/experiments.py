@@ -88,30 +88,6 @@ def param_sets(notebook: str, profile: str | None = None) -> list[dict]:
     return [p for p in sets if p not in pending]
 
 
-def pending_configs(profile: str, notebook: str | None = None) -> list[RunConfig]:
-    """The runs of `profile` still being trained (of one notebook, or of all): every `more_seeds`
-    entry marked pending, and the parameter sets an entry's `pending` names. Planned (their stored
-    runs belong in the store) but not yet published, and not yet required to be complete."""
-    configs = pending_seed_configs(profile) if notebook is None else []
-    entries = load_spec()["notebooks"] if notebook is None else {notebook: check_notebook(notebook)}
-    searching = profile in (load_spec().get("lr_search") or {}).get("pending", [])
-    for name, entry in entries.items():
-        if searching and entry.get("lr_factors"):  # the learning-rate searches, as far as they are known
-            for params in param_sets(name, profile):
-                for dataset in profile_settings(name, profile)["datasets"]:
-                    configs += [c for e in notebook_experiments(name, dataset, profile, tune_lr=True, **params)
-                                for c in e.configs]
-        for params in pending_sets(entry, profile):
-            for dataset in profile_settings(name, profile)["datasets"]:
-                try:
-                    exps = notebook_experiments(name, dataset, profile, **params)
-                except ValueError:  # a combination the dataset does not allow
-                    continue
-                configs += [c for e in exps for c in e.configs]
-    return configs
-
-
-
 def seeds_of(notebook: str, profile: str, dataset: str, params: dict) -> list[int]:
     """The seeds one parameter set trains: the profile's, or the entry's `more_seeds` for it
     (unless those are still `pending`: being trained, not yet published)."""
@@ -339,26 +315,6 @@ def copy_comparison(profile: str = "full") -> list[CopyComparison]:
     return pairs
 
 
-def notebook_experiments(notebook: str, dataset: str, profile: str, seeds=None, data_copy: str | None = None,
-                         tune_lr: bool = False, **params) -> list[Experiment]:
-    """The experiments one execution of `notebook` trains or loads, by the kind of its entry: every
-    rung of a ladder, the published setup `params["setup"]`, or one experiment of a grid; with
-    tune_lr, the grid's learning-rate search as far as it is known, and the setting at the chosen
-    rate once the search is complete (`lenet_core.tuning`)."""
-    if tune_lr:
-        from . import tuning
-
-        found = tuning.search(notebook, dataset, profile, data_copy, **params)
-        tuned = [tuning.tuned(notebook, dataset, profile, seeds, data_copy, **params)] if found.chosen else []
-        return found.experiments() + tuned
-    of_kind = kind(check_notebook(notebook))
-    if of_kind == "ladder":
-        return ladder(dataset=dataset, profile=profile, seeds=seeds, data_copy=data_copy, notebook=notebook)
-    if of_kind == "setups":
-        return [published_setup(params["setup"], dataset, profile, seeds, data_copy, notebook)]
-    return [experiment(notebook, dataset=dataset, profile=profile, seeds=seeds, data_copy=data_copy, **params)]
-
-
 def describe_network(config: RunConfig) -> str:
     """A deterministic one-paragraph description of the network (checked by nbval)."""
     from .data import DATASETS
@@ -370,23 +326,3 @@ def describe_network(config: RunConfig) -> str:
             f"init={config.init}, C3 table={'1998 partial' if config.c3_table else 'full'}, "
             f"{config.norm_layer} norm={'on' if config.batch_norm else 'off'}, dropout={config.dropout}; "
             f"{count_parameters(model):,} trainable parameters")
-
-
-def start(notebook: str, *, dataset: str = "mnist", profile: str = "quick", seeds=None, data_copy: str | None = None,
-          tune_lr: bool = False, **params) -> Experiment:
-    """A chapter notebook's opening: its experiment from the notebook's parameters (every name
-    checked before anything is trained), and the network it trains described. With tune_lr, the
-    setting's learning-rate search is run first (what the store lacks is trained), its grid shown,
-    and the experiment is the setting at the chosen rate."""
-    exp = experiment(notebook, dataset=dataset, profile=profile, seeds=seeds, data_copy=data_copy, **params)
-    print(describe_network(exp.config))
-    if not tune_lr:
-        return exp
-    from IPython.display import display
-
-    from . import tuning
-    from .report import search_table
-
-    found = tuning.run(tuning.search(notebook, dataset, profile, data_copy, **params))
-    display(search_table(found))
-    return tuning.tuned(notebook, dataset, profile, seeds, data_copy, **params)

@@ -86,7 +86,8 @@ def sparsity_table(records: Runs | list[dict]) -> pd.DataFrame:
 def _stored_settings(notebook: str, dataset: str, profile: str, seeds=None, data_copy: str | None = None):
     """(parameter set, experiment label, stored runs) for every parameter set the sweep runs for
     `notebook` on `dataset` that the dataset allows, from the run store only (nothing is trained)."""
-    from .experiments import notebook_experiments, param_sets
+    from .executions import notebook_experiments
+    from .experiments import param_sets
 
     for params in param_sets(notebook, profile):
         try:
@@ -141,15 +142,6 @@ def diagnostics_table(notebook: str, dataset: str, profile: str, data_copy: str 
         row["train - val (points)"] = _mean(100 * (r.history[-1]["train_acc"] - r.history[-1]["val_acc"]) for r in ok)
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def search_table(found) -> pd.DataFrame:
-    """A learning-rate search (`tuning.Search`): per rate and stage, the search seed's validation
-    loss and accuracy at its best epoch, and which rate was chosen."""
-    return pd.DataFrame([{"lr": r["lr"], "stage": r["stage"], "epochs": r["epochs"], "status": r["status"],
-                          "val loss (best epoch)": None if r["val_loss_best"] is None else round(r["val_loss_best"], 4),
-                          "val acc (best epoch)": _pct(r["val_acc_best"]), "chosen": "yes" if r["chosen"] else ""}
-                         for r in found.rows()])
 
 
 def overview(records: Runs | list[dict], label: str = "") -> None:

@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from . import jobs as jobs_module
-from .experiments import active_profile, check_notebook, load_spec, notebook_experiments, param_sets, profile_settings
+from .executions import notebook_experiments
+from .experiments import active_profile, check_notebook, load_spec, param_sets, profile_settings
 from .jobs import Job, one_line
 from .kernel import WarmKernel, execute, kernel_env
 from .tuning import tuned_sets
@@ -68,7 +69,8 @@ def planned_keys() -> set[str]:
     """The key of every run some profile plans: the jobs on the copies the book publishes, on the
     copies still being trained beside them, the runs still pending, and both sides of the
     copy comparison."""
-    from .experiments import PROFILES, copies_in_progress, copy_comparison, pending_configs
+    from .executions import pending_configs
+    from .experiments import PROFILES, copies_in_progress, copy_comparison
     from .store import run_key
 
     keys = {run_key(c) for profile in PROFILES for copy in [None, *copies_in_progress()]

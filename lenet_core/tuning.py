@@ -53,6 +53,16 @@ class Search:
         """Every experiment of the search known so far (the long stage once the short one is stored)."""
         return self.short + self.long
 
+    def table(self):
+        """The rows as a table: per rate and stage, the search seed's validation loss and accuracy
+        at its best epoch (%), and which rate was chosen."""
+        import pandas as pd
+
+        return pd.DataFrame([{"lr": r["lr"], "stage": r["stage"], "epochs": r["epochs"], "status": r["status"],
+                              "val loss (best epoch)": None if r["val_loss_best"] is None else round(r["val_loss_best"], 4),
+                              "val acc (best epoch)": None if r["val_acc_best"] is None else round(100 * r["val_acc_best"], 2),
+                              "chosen": "yes" if r["chosen"] else ""} for r in self.rows()])
+
     def rows(self) -> list[dict]:
         """Per rate and stage: the validation numbers that chose (None while not stored)."""
         rows = []

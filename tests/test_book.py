@@ -480,7 +480,7 @@ def test_a_chapter_being_trained_shows_how_many_runs_are_in_and_no_number(monkey
     how many of the chapter's runs are stored, and states no result until all are."""
     from lenet_core.book.chapters import chapter_fragment
     from lenet_core.book.found import published_chapters
-    from lenet_core.experiments import pending_configs
+    from lenet_core.executions import pending_configs
     from lenet_core.paths import project_root
     from lenet_core.store import load, run_key
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lenet_core import experiments
+from lenet_core import executions, experiments
 from lenet_core.schema import SchemaError
 
 SPEC = Path(__file__).resolve().parents[1] / "notebooks" / "sweep.yml"
@@ -89,7 +89,7 @@ def test_each_kind_has_its_own_keys_and_an_unknown_kind_is_refused(tmp_path, mon
     message = _refused(tmp_path, monkeypatch, "    params: {pool: [avg, max, subsample]}",
                        "    params: {pool: [avg, max, subsample]}\n    ladder: [{rung: start}]")
     assert message.endswith("notebooks.pooling: unknown key 'ladder' (an entry of kind grid); "
-                            "valid: kind, base, params, profiles, pending, more_seeds")
+                            "valid: kind, base, params, profiles, pending, more_seeds, lr_factors")
     message = _refused(tmp_path, monkeypatch, "    kind: setups\n", "    kind: published\n")
     assert message.endswith("notebooks.published.kind: unknown value 'published'; valid: grid, ladder, setups")
     message = _refused(tmp_path, monkeypatch, "    kind: ladder\n", "")
@@ -201,13 +201,13 @@ def test_pending_parameter_sets_are_planned_but_not_published():
     norms = experiments.param_sets("normalization", "full")
     assert len(norms) == 6 and all("norm_layer" not in p for p in norms)
     assert len(experiments.param_sets("normalization", "quick")) == len(experiments.param_sets("normalization")) == 10
-    pending = experiments.pending_configs("full", "mixing")
+    pending = executions.pending_configs("full", "mixing")
     assert {(c.dataset, c.mix) for c in pending} == {(d, m) for d in ("mnist", "fashion_mnist", "cifar10")
                                                      for m in ("none", "cutout", "mixup", "cutmix")}
     assert len(pending) == 4 * 3 * 3 and {c.augment for c in pending if c.dataset == "mnist"} == {"shift"}
     assert not any(j.notebook == "mixing" for j in sweep.plan("full")[0])
     assert any(j.notebook == "mixing" for j in sweep.plan("quick")[0])
     assert {run_key(c) for c in pending} <= sweep.planned_keys()
-    assert set(pending) <= set(experiments.pending_configs("full")) and experiments.pending_configs("quick") == []
+    assert set(pending) <= set(executions.pending_configs("full")) and executions.pending_configs("quick") == []
 
 

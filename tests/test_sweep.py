@@ -7,7 +7,7 @@ import os
 import nbformat
 import pytest
 
-from lenet_core import experiments, jobs, kernel, sweep
+from lenet_core import experiments, jobs, kernel, sweep, tuning
 from lenet_core.store import load, run_key
 
 pytestmark = pytest.mark.usefixtures("mnist_ready")
@@ -30,8 +30,9 @@ def fake_execute(job):
 def test_plan_covers_the_specification_and_lists_what_it_skips():
     jobs, skipped = sweep.plan("smoke")
     spec = experiments.load_spec()["notebooks"]
-    expected = sum(len(experiments.param_sets(nb)) for nb in spec)
-    assert len(jobs) + len(skipped) == expected  # smoke: one dataset
+    # smoke: one dataset; one execution per parameter set, and one more per learning-rate search
+    expected = sum(len(experiments.param_sets(nb)) + len(tuning.tuned_sets(nb, "smoke")) for nb in spec)
+    assert len(jobs) + len(skipped) == expected and any(j.params.get("tune_lr") for j in jobs)
     published = {f"published/mnist/setup={name}" for name in experiments.setups()}  # none on MNIST
     assert {s.name for s in skipped} == {"augmentation/mnist/augment=flip",
                                          "augmentation/mnist/augment=shift_flip"} | published

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from lenet_core import experiments, store, sweep, tuning
+from lenet_core import executions, experiments, store, sweep, tuning
 from lenet_core.schema import SchemaError
 
 SPEC = """
@@ -111,7 +111,7 @@ def test_the_tuned_setting_trains_the_chapters_seeds_at_the_chosen_rate(in_searc
     assert exp.seeds == [0, 1] and {c.lr for c in exp.configs} == {found.chosen}
     chosen_run = next(e for e in found.long if e.config.lr == found.chosen)
     assert exp.configs[0] == chosen_run.configs[0]  # the search seed's full run is reused, not retrained
-    listed = experiments.notebook_experiments("optimization", "mnist", "smoke", tune_lr=True, optimizer="sgd", lr=0.05)
+    listed = executions.notebook_experiments("optimization", "mnist", "smoke", tune_lr=True, optimizer="sgd", lr=0.05)
     assert listed[:-1] == found.experiments() and listed[-1].configs == exp.configs
 
 
@@ -122,7 +122,7 @@ def test_the_sweep_plans_the_searches_except_where_they_are_pending():
                                              {"optimizer": "adam", "lr": 0.001, "tune_lr": True}]
     assert len(jobs[-1].configs) == 4  # the short stage, until it is stored
     assert not any(j.params.get("tune_lr") for j in sweep.plan("full")[0])
-    pending = experiments.pending_configs("full")
+    pending = executions.pending_configs("full")
     assert len(pending) == 8 and {c.epochs for c in pending} == {3}  # every known run of both searches
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..experiments import notebook_experiments
+from ..executions import notebook_experiments
 from ..records import Runs
 from .markdown import pct
 

@@ -27,7 +27,8 @@ def papers_section(notebook: str) -> str:
 def pending_chapter(notebook: str, profile: str) -> str:
     """The generated part of a chapter whose runs in `profile` are all still being trained: how many
     are in, and no number until every one is."""
-    from ..experiments import pending_configs, profile_settings
+    from ..executions import pending_configs
+    from ..experiments import profile_settings
     from ..store import load, run_key
 
     wanted = {run_key(c) for c in pending_configs(profile, notebook)}

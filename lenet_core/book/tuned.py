@@ -49,7 +49,7 @@ def tuned_section(chapter: Chapter, profile: str, out_dir: Path) -> str:
     if not tuning.factors(nb):
         return ""
     if not tuning.tuned_sets(nb, profile):  # the profile's searches are being trained
-        from ..experiments import pending_configs
+        from ..executions import pending_configs
         from ..store import load, run_key
 
         known = [run_key(c) for c in pending_configs(profile, nb)]
