@@ -156,10 +156,19 @@ def schedule_free_adamw(params: Iterable[torch.nn.Parameter], lr: float, weight_
     return schedulefree.AdamWScheduleFree(params, lr=lr, weight_decay=weight_decay, warmup_steps=0)
 
 
+def ema_decay_at(decay: float, step: int) -> float:
+    """The decay of an exponential moving average at step `step` (1, 2, ...): min(decay, (1 + step) /
+    (10 + step)), the warm-up of TensorFlow's ExponentialMovingAverage (num_updates). Without it a decay
+    of 0.999 keeps 83% of the initial weights after 189 steps (a quick-profile run)."""
+    return min(decay, (1 + step) / (10 + step))
+
+
 class Averaged(torch.optim.Optimizer):
     """The run's optimizer, with an average of the weights it visits that validation and test see.
 
-    "ema": an exponential moving average, updated after every step (a <- decay a + (1 - decay) w).
+    "ema": an exponential moving average, updated after every step (a <- d a + (1 - d) w), where the
+    decay d warms up to `decay` as (1 + t) / (10 + t) at step t (`ema_decay_at`), so that the
+    initialization does not weigh on the average of a short run.
     "swa": stochastic weight averaging (Izmailov et al. 2018), the plain mean of the weights at the
     end of each epoch after the first `start` epochs; before that the network is evaluated as it is.
     `eval()` puts the average into the network (the loop then re-estimates batch norm's statistics
@@ -177,7 +186,7 @@ class Averaged(torch.optim.Optimizer):
         self.needs_closure = getattr(base, "needs_closure", False)
         self.weights = list(model.parameters())
         self.average = [w.detach().clone() for w in self.weights]
-        self.count, self.epochs, self.saved = 0, 0, None
+        self.steps, self.count, self.epochs, self.saved = 0, 0, 0, None  # count: epochs in SWA's mean
 
     def zero_grad(self, set_to_none: bool = True):
         self.base.zero_grad(set_to_none=set_to_none)
@@ -186,8 +195,10 @@ class Averaged(torch.optim.Optimizer):
     def step(self, closure: Callable | None = None):
         loss = self.base.step(closure) if closure is not None else self.base.step()
         if self.kind == "ema":
+            self.steps += 1
+            decay = ema_decay_at(self.decay, self.steps)
             for a, w in zip(self.average, self.weights):
-                a.lerp_(w, 1 - self.decay)
+                a.lerp_(w, 1 - decay)
         return loss
 
     @torch.no_grad()

@@ -119,15 +119,22 @@ def _averaged(kind: str, **kw):
 def test_an_exponential_average_follows_every_step_and_is_what_evaluation_sees():
     w, opt = _averaged("ema", decay=0.5)
     expected = torch.zeros(2)
-    for g in ([1.0, -1.0], [2.0, 0.0], [0.0, 4.0]):
+    for step, g in enumerate(([1.0, -1.0], [2.0, 0.0], [0.0, 4.0]), 1):
         w.grad = -torch.tensor(g)  # lr 1: w moves by +g
         opt.step()
-        expected = 0.5 * expected + 0.5 * w.detach()
+        d = min(0.5, (1 + step) / (10 + step))  # warming up: 2/11, 3/12, then 0.5 from step 8 on
+        expected = d * expected + (1 - d) * w.detach()
     raw = w.detach().clone()
     opt.eval()
     assert opt.evaluating_average and torch.allclose(w.detach(), expected)
     opt.train()
     assert not opt.evaluating_average and torch.equal(w.detach(), raw)  # training goes on from its own weights
+
+
+def test_the_exponential_average_warms_up_to_its_decay():
+    assert [optimizers.ema_decay_at(0.999, t) for t in (1, 10, 90)] == [2 / 11, 11 / 20, 0.91]
+    assert optimizers.ema_decay_at(0.999, 100_000) == 0.999
+    assert optimizers.ema_decay_at(0.9, 80) == 0.9  # the configured decay caps the warm-up
 
 
 def test_weight_averaging_means_the_epoch_end_weights_after_its_start():
