@@ -47,7 +47,7 @@ def notebook_experiments(notebook: str, dataset: str, profile: str, seeds=None, 
     rate once the search is complete (`lenet_core.tuning`)."""
     if tune_lr:
         found = tuning.search(notebook, dataset, profile, data_copy, **params)
-        tuned = [tuning.tuned(notebook, dataset, profile, seeds, data_copy, **params)] if found.chosen else []
+        tuned = [tuning.tuned(notebook, dataset, profile, seeds, data_copy, found, **params)] if found.chosen else []
         return found.experiments() + tuned
     of_kind = kind(check_notebook(notebook))
     if of_kind == "ladder":
@@ -71,4 +71,4 @@ def start(notebook: str, *, dataset: str = "mnist", profile: str = "quick", seed
 
     found = tuning.run(tuning.search(notebook, dataset, profile, data_copy, **params))
     display(found.table())
-    return tuning.tuned(notebook, dataset, profile, seeds, data_copy, **params)
+    return tuning.tuned(notebook, dataset, profile, seeds, data_copy, found, **params)

@@ -141,9 +141,11 @@ def run(found: Search, log=print) -> Search:
     return search(found.notebook, found.dataset, found.profile, found.short[0].config.data_copy, **found.params)
 
 
-def tuned(notebook: str, dataset: str, profile: str, seeds=None, data_copy: str | None = None, **params) -> Experiment:
-    """The setting at its chosen rate, with the chapter's seeds; refused while the search is incomplete."""
-    found = search(notebook, dataset, profile, data_copy, **params)
+def tuned(notebook: str, dataset: str, profile: str, seeds=None, data_copy: str | None = None,
+          found: Search | None = None, **params) -> Experiment:
+    """The setting at its chosen rate, with the chapter's seeds; refused while the search is incomplete.
+    `found`: the search of these arguments when the caller has it already (not read again)."""
+    found = found or search(notebook, dataset, profile, data_copy, **params)
     if found.chosen is None:
         known = [c for e in found.experiments() for c in e.configs]
         stored = sum(len(e.stored_runs()) for e in found.experiments())

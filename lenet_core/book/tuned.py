@@ -73,7 +73,7 @@ def tuned_section(chapter: Chapter, profile: str, out_dir: Path) -> str:
             if found.chosen is None:
                 row += ["searching", shared.text(), "–", "–"]
                 continue
-            own = cell_of(tuning.tuned(nb, d, profile, **params))
+            own = cell_of(tuning.tuned(nb, d, profile, found=found, **params))
             same = found.chosen == params.get("lr")
             row += [f"{found.chosen:g}" + (" (the same)" if same else ""), shared.text(), own.text(),
                     "–" if same else format_p(welch_p(own.values(), shared.values()))]
