@@ -11,10 +11,10 @@ from typing import Any
 
 from .data import COPIES, DATASETS, OFFICIAL
 from .mixing import MIXES
-from .model import ACTIVATIONS, INITIALIZERS, NORMS, POOLS
-from .registry import AUGMENTATIONS, OPTIMIZERS, SAM_OPTIMIZERS, SCHEDULES
+from .model import ACTIVATIONS, INITIALIZERS, NORMS, OUTPUTS, POOLS
+from .registry import AUGMENTATIONS, LOSSES, OPTIMIZERS, SAM_OPTIMIZERS, SCHEDULES
 
-PRESETS = ("modern", "classic")
+PRESETS = ("modern", "classic", "lecun1998")
 MAX_SHIFT_PIXELS = 8  # a quarter of the 32x32 input
 # The largest shift of a shifting augmentation when a run sets none (shift_pixels=0).
 SHIFT_PIXELS = {"mnist": 2, "fashion_mnist": 2, "cifar10": 4}
@@ -22,7 +22,7 @@ SHIFT_PIXELS = {"mnist": 2, "fashion_mnist": 2, "cifar10": 4}
 # Fields added after runs were first stored enter the run key only when set away from their
 # default: every run stored before a field existed keeps its key, and so stays loadable.
 KEYED_WHEN_SET = ("shift_pixels", "test_augment", "normalize", "sam_rho", "average", "ema_decay", "swa_start",
-                  "mix", "mix_alpha", "cutout_pixels", "norm_layer")
+                  "mix", "mix_alpha", "cutout_pixels", "norm_layer", "output", "loss", "map_j")
 AVERAGES = ("none", "ema", "swa")
 # Fields that never enter the configuration part of the key: the data copy is keyed through the
 # data's own identity (its content hash and lossy flag), which tells the copies apart.
@@ -40,6 +40,8 @@ NAME_CHOICES: dict[str, Collection[str]] = {
     "augment": AUGMENTATIONS,
     "test_augment": AUGMENTATIONS,
     "norm_layer": NORMS,
+    "output": OUTPUTS,
+    "loss": LOSSES,
 }
 
 
@@ -56,6 +58,14 @@ class RunConfig:
     batch_norm: bool = False  # normalization after each hidden layer, of the kind norm_layer names
     norm_layer: str = "batch"  # batch, group (groups of 4 channels) or layer (lenet_core.model.NORMS)
     dropout: float = 0.0
+    # The output layer: "linear" (84 -> 10), or "rbf", the paper's ten Euclidean RBF units with its
+    # fixed +-1 codes (lenet_core.model.RBF), whose scores are minus the squared distances.
+    output: str = "linear"
+    # The training criterion on the outputs: softmax cross-entropy, or the paper's MAP criterion
+    # (its eq. 9, for rbf outputs): cross-entropy over the scores and one more constant score -map_j,
+    # the "rubbish class" (lenet_core.registry.LOSSES).
+    loss: str = "cross_entropy"
+    map_j: float = 10.0
     # optimization
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -107,6 +117,17 @@ class RunConfig:
         if self.norm_layer != RunConfig.norm_layer and not self.batch_norm:
             raise ValueError(f"norm_layer={self.norm_layer!r} applies only with batch_norm=True (which switches "
                              f"normalization on); got batch_norm=False")
+        if self.loss == "map" and self.output != "rbf":
+            raise ValueError(f"loss 'map' (the paper's criterion on RBF distances) needs output 'rbf'; got output "
+                             f"{self.output!r}")
+        _check(self.map_j > 0, "map_j", self.map_j, "must be > 0 (the paper: 'the constant j is positive')")
+        if self.map_j != RunConfig.map_j and self.loss != "map":
+            raise ValueError(f"map_j={self.map_j} applies only to loss 'map'; got loss {self.loss!r}")
+        if self.label_smoothing and self.loss == "map":
+            raise ValueError(f"label_smoothing={self.label_smoothing} applies only to loss 'cross_entropy'; got loss 'map'")
+        if self.optimizer == "sdlm" and self.batch_norm:
+            raise ValueError("optimizer 'sdlm' estimates each weight's curvature from single examples, which batch "
+                             "norm's batch statistics couple; got batch_norm=True")
         _check(self.lr > 0, "lr", self.lr, "must be > 0")
         _check(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
@@ -171,7 +192,7 @@ class RunConfig:
         The paper's optimizer (stochastic diagonal Levenberg-Marquardt, one
         example per step) is replaced by SGD with momentum on small batches;
         its output layer of Euclidean RBF units by a linear layer with
-        softmax cross-entropy.
+        softmax cross-entropy. `lecun1998` is the network trained the paper's way.
         """
         values = dict(dataset=dataset, act="scaled_tanh", pool="subsample", init="lecun_uniform",
                       c3_table=True, optimizer="momentum", lr=0.05, schedule="lecun1998",
@@ -179,13 +200,24 @@ class RunConfig:
         return cls.from_dict({**values, **overrides})
 
     @classmethod
+    def lecun1998(cls, dataset: str = "mnist", **overrides) -> "RunConfig":
+        """The 1998 LeNet-5 trained as the paper trained it: `classic` with the paper's output layer
+        (ten Euclidean RBF units with the fixed codes of its Fig. 3, on every dataset), its MAP
+        criterion (eq. 9) and its optimizer, stochastic diagonal Levenberg-Marquardt (one example a
+        step, each weight's step eta / (mu + h_kk); lenet_core.optimizers.SDLM), at the paper's
+        global rates (5e-4 for 2 passes, 2e-4 for 3, 1e-4 for 3, 5e-5 for 4, then 1e-5)."""
+        values = dict(output="rbf", loss="map", optimizer="sdlm", lr=5e-4, batch_size=1)
+        return cls.classic(dataset, **{**values, **overrides})
+
+    @classmethod
     def from_values(cls, values: dict[str, Any]) -> "RunConfig":
-        """Fields plus an optional "preset" to start from: "modern" (the defaults) or "classic"."""
+        """Fields plus an optional "preset" to start from: "modern" (the defaults), "classic" or
+        "lecun1998"."""
         values = dict(values)
         preset = values.pop("preset", "modern")
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
-        return cls.classic(**values) if preset == "classic" else cls.from_dict(values)
+        return cls.from_dict(values) if preset == "modern" else getattr(cls, preset)(**values)
 
     def replace(self, **changes) -> "RunConfig":
         return dataclasses.replace(self, **changes)
@@ -202,7 +234,7 @@ class RunConfig:
     def model_kwargs(self) -> dict[str, Any]:
         return dict(in_channels=DATASETS[self.dataset].channels, act=self.act, pool=self.pool,
                     init=self.init, dropout=self.dropout, batch_norm=self.batch_norm,
-                    c3_table=self.c3_table, norm_layer=self.norm_layer)
+                    c3_table=self.c3_table, norm_layer=self.norm_layer, output=self.output)
 
 
 def _check(ok: bool, name: str, value, rule: str) -> None:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import splits
-from .model import ACTIVATIONS, LeNet5, TableConv2d
+from .model import ACTIVATIONS, RBF, LeNet5, TableConv2d
 
 # The module types `LeNet5` builds from its activation table: found by
 # construction, so a new entry in ACTIVATIONS is recognized without a change here.
@@ -50,7 +50,7 @@ LOG10_EDGES = np.linspace(-8.0, 1.0, 37)
 class Layers:
     """Named modules of one LeNet5, in forward order."""
 
-    weights: dict[str, nn.Module]  # C1, C3, C5, F6, output: the conv / linear layers
+    weights: dict[str, nn.Module]  # C1, C3, C5, F6, output: the conv / linear layers (no output for fixed RBF units)
     activations: dict[str, nn.Module]  # C1, [S2], C3, [S4], C5, F6: the activation modules
 
 
@@ -65,7 +65,7 @@ def layer_names(model: LeNet5) -> Layers:
     conv_blocks = [m for m in model.features if isinstance(m, nn.Sequential)]
     *dense_blocks, output = model.classifier
     if len(conv_blocks) != len(_CONV_NAMES) or len(dense_blocks) != len(_DENSE_NAMES) \
-            or not isinstance(output, nn.Linear):
+            or not isinstance(output, nn.Linear | RBF):
         raise ValueError(f"not a LeNet5 layout: {len(conv_blocks)} conv blocks, "
                          f"{len(dense_blocks)} dense blocks, output {type(output).__name__}")
     weights: dict[str, nn.Module] = {}
@@ -80,7 +80,8 @@ def layer_names(model: LeNet5) -> Layers:
         for child in block.children():
             if pool_name and isinstance(child, nn.Sequential):  # Subsample + its own activation
                 acts[pool_name] = _first_activation(child.children())
-    weights[OUTPUT] = output
+    if isinstance(output, nn.Linear):  # the paper's RBF units are fixed, not weights
+        weights[OUTPUT] = output
     return Layers(weights=weights, activations=acts)
 
 

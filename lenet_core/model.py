@@ -9,8 +9,9 @@ units); only the choices the book studies change:
     C5 linear 400 -> 120 [norm] act [dropout]  (the paper's C5 is a 5x5 conv on a 5x5 map: the same)
     F6 linear 120 -> 84  [norm] act [dropout]
 
+    output linear 84 -> 10 (softmax cross-entropy), or the paper's 10 Euclidean RBF units
+
 [norm] is batch, group or layer normalization (`NORMS`), or nothing.
-    output linear 84 -> 10 (softmax cross-entropy; see `classic` below for the RBF choice)
 
 The 1998 subsampling layer is pooling plus its own trainable coefficient,
 bias and squashing function, so with `pool="subsample"` each pooling step is
@@ -20,6 +21,8 @@ followed by the activation again, as in the paper.
 from __future__ import annotations
 
 import math
+from functools import cache
+from importlib import resources
 from typing import Callable
 
 import torch
@@ -131,6 +134,52 @@ NORMS: dict[str, Callable[[int, bool], nn.Module]] = {
 }
 
 
+# ---------------------------------------------------------------- the output layer
+
+def rbf_codes() -> torch.Tensor:
+    """The 1998 paper's fixed RBF parameter vectors for the ten digits (its Fig. 3): a 10 x 84
+    tensor of +-1, row i the 7x12 bitmap of digit i, row-major ('#' = +1, '.' = -1). Read from
+    lenet_core/rbf_bitmaps.txt, whose header says where the pixels come from."""
+    return _codes().clone()
+
+
+@cache
+def _codes() -> torch.Tensor:
+    text = resources.files("lenet_core").joinpath("rbf_bitmaps.txt").read_text()
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("digit "))
+    codes = []
+    for digit in range(10):
+        at = first + 13 * digit
+        if lines[at] != f"digit {digit}":
+            raise ValueError(f"rbf_bitmaps.txt: expected 'digit {digit}' at line {at + 1}, found {lines[at]!r}")
+        rows = lines[at + 1:at + 13]
+        if len(rows) != 12 or any(len(r) != 7 or set(r) - {"#", "."} for r in rows):
+            raise ValueError(f"rbf_bitmaps.txt: digit {digit} needs 12 rows of 7 '#' or '.' characters")
+        codes.append([1.0 if c == "#" else -1.0 for r in rows for c in r])
+    return torch.tensor(codes)
+
+
+class RBF(nn.Module):
+    """The paper's output layer: one Euclidean RBF unit per class, y_i = sum_j (x_j - w_ij)^2, with
+    the fixed codes of `rbf_codes` (not trained). It returns the scores -y_i, so that the predicted
+    class (the nearest code, the smallest y_i) is the largest score, as with a linear output."""
+
+    def __init__(self, codes: torch.Tensor):
+        super().__init__()
+        self.register_buffer("codes", codes.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -(x.unsqueeze(1) - self.codes).pow(2).sum(-1)
+
+
+# Each makes the last layer from F6's 84 units to `classes` outputs.
+OUTPUTS: dict[str, Callable[[int], nn.Module]] = {
+    "linear": lambda classes: nn.Linear(84, classes),
+    "rbf": lambda classes: RBF(rbf_codes()[:classes]),
+}
+
+
 # ---------------------------------------------------------------- initialization
 # Each initializer fills a weight given its fan-in and fan-out (computed by the
 # caller, so the partial C3 table gets the fan-in each of its maps really has).
@@ -196,12 +245,15 @@ def _default_table_init(m: TableConv2d) -> None:
 class LeNet5(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, act: str = "relu",
                  pool: str = "max", init: str = "default", dropout: float = 0.0,
-                 batch_norm: bool = False, c3_table: bool = False, norm_layer: str = "batch"):
+                 batch_norm: bool = False, c3_table: bool = False, norm_layer: str = "batch",
+                 output: str = "linear"):
         """`batch_norm` switches normalization after each hidden layer on; `norm_layer` says which
-        (a name in NORMS: batch, group or layer)."""
+        (a name in NORMS: batch, group or layer). `output`: a name in OUTPUTS (linear, or the
+        paper's fixed RBF units)."""
         super().__init__()
         for kind, name, valid in (("activation", act, ACTIVATIONS), ("pooling", pool, POOLS),
-                                  ("initialization", init, INITIALIZERS), ("normalization", norm_layer, NORMS)):
+                                  ("initialization", init, INITIALIZERS), ("normalization", norm_layer, NORMS),
+                                  ("output", output, OUTPUTS)):
             if name not in valid:
                 raise ValueError(f"unknown {kind} {name!r}; valid: {', '.join(valid)}")
 
@@ -231,14 +283,16 @@ class LeNet5(nn.Module):
         self.classifier = nn.Sequential(
             dense_block(16 * 5 * 5, 120),  # C5
             dense_block(120, 84),  # F6
-            nn.Linear(84, num_classes),
+            OUTPUTS[output](num_classes),
         )
         if c3_table:
             _default_table_init(c3)
         initialize(self, init)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+    def forward(self, x: torch.Tensor, head: bool = True) -> torch.Tensor:
+        """The outputs; with head=False, the input of the output layer (F6's 84 units)."""
+        features = self.features(x)
+        return self.classifier(features) if head else self.classifier[:-1](features)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,9 +1,11 @@
-"""Optimizers from after 2015 that torch.optim does not hold as LeNet-5 needs them: Lion, Muon for
-convolution kernels too (with AdamW for the rest), and sharpness-aware minimization (SAM) around
-any base optimizer. The registry (`lenet_core.registry`) names them; the training loop drives them
-through two hooks: an optimizer with `needs_closure` gets `step(closure)`, where the closure
-recomputes the batch's loss and gradients; one with `train()` and `eval()` (schedule-free) is put
-in evaluation mode before every validation and test pass.
+"""Optimizers that torch.optim does not hold as LeNet-5 needs them: the 1998 paper's stochastic
+diagonal Levenberg-Marquardt (SDLM), and from after 2015 Lion, Muon for convolution kernels too
+(with AdamW for the rest), and sharpness-aware minimization (SAM) around any base optimizer. The
+registry (`lenet_core.registry`) names them; the training loop drives them through three hooks:
+an optimizer with `needs_closure` gets `step(closure)`, where the closure recomputes the batch's
+loss and gradients; one with `train()` and `eval()` (schedule-free) is put in evaluation mode
+before every validation and test pass; one with `begin_pass(x, y, generator)` (SDLM) is called
+with the training examples before every pass.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import torch
+from torch.func import hessian, vmap
 from torch.optim._muon import _adjust_lr, _zeropower_via_newtonschulz
+
+from .model import Subsample, TableConv2d
 
 # Muon's defaults, as torch.optim.Muon has them (Jordan et al. 2024)
 MUON_MOMENTUM = 0.95
@@ -101,7 +106,7 @@ def muon_with_adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> B
     parameters, trainable subsampling coefficients and the output layer, as in Muon's reference recipe.
     The 1998 C3 table's weights, one 5x5 kernel per connection, are orthogonalized as their
     (connections, 25) matrix."""
-    output = model.classifier[-1].weight  # LeNet5's output layer
+    output = getattr(model.classifier[-1], "weight", None)  # LeNet5's output layer (none for fixed RBF units)
     matrices = [p for p in model.parameters() if p.ndim >= 2 and p is not output]
     ids = {id(p) for p in matrices}
     rest = [p for p in model.parameters() if id(p) not in ids]
@@ -227,3 +232,139 @@ class Averaged(torch.optim.Optimizer):
 
     def state_dict(self):
         return self.base.state_dict()
+
+
+# ---------------------------------------------------------------- the 1998 paper's optimizer
+
+SDLM_MU = 0.02  # the paper's mu: keeps the step bounded where the curvature estimate is small
+SDLM_EXAMPLES = 500  # training examples the curvature is estimated on before each pass
+
+
+# The layers whose weight gradients `_squared_gradients` forms row by row.
+SQUARED_GRADIENT_LAYERS = (torch.nn.Linear, torch.nn.Conv2d, TableConv2d, Subsample)
+
+
+def gauss_newton_diagonal(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                          loss: Callable[..., torch.Tensor], rows_at_once: int = 2048) -> list[torch.Tensor]:
+    """The diagonal of the Gauss-Newton matrix J^T H J of `loss`, averaged over the examples (x, y):
+    one tensor per parameter of `model`, in the order of model.parameters().
+
+    J is each example's Jacobian of the network's output before its last parameter-free layer (F6's
+    84 units for fixed RBF outputs, whose squared distances are curvature of the loss; the scores
+    for a linear output) with respect to the parameters, H the exact Hessian of the example's loss
+    with respect to that output (positive semi-definite for both losses). With H = L L^T (its
+    eigenvectors scaled by the square roots of its eigenvalues), diag(J^T H J) = sum_m (J^T l_m)^2:
+    one backward pass per column of L, all of an example's columns in one batch of copies of it,
+    and each copy's weight gradient squared layer by layer (`_squared_gradients`). The 1998 paper's
+    backward pass of squared derivatives (its eqs. 25-27) approximates the same diagonal, dropping
+    the off-diagonal terms layer by layer.
+
+    The model needs `classifier[-1]` (its last layer) and `forward(x, head=False)` (the output
+    before that layer); it is estimated in evaluation mode (no dropout).
+    """
+    last = model.classifier[-1]
+    head_trained = any(True for _ in last.parameters())
+    layers = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+    for m in layers:
+        if not isinstance(m, SQUARED_GRADIENT_LAYERS):
+            raise ValueError(f"the Gauss-Newton diagonal handles {', '.join(t.__name__ for t in SQUARED_GRADIENT_LAYERS)} "
+                             f"layers; got {type(m).__name__}")
+
+    def example_loss(z, label):
+        scores = z[None] if head_trained else last(z[None])
+        return loss(scores, label[None])
+
+    total = {id(p): torch.zeros_like(p) for p in model.parameters()}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            z = model(x, head=head_trained)
+        d = z.shape[1]
+        values, vectors = torch.linalg.eigh(vmap(hessian(example_loss))(z.detach(), y))
+        columns = (vectors * values.clamp(min=0).sqrt()[:, None, :]).transpose(1, 2)  # [b, m]: column m of L_b
+        step = max(1, rows_at_once // d)
+        for i in range(0, len(x), step):
+            copies = x[i:i + step].repeat_interleave(d, 0)  # copy m of example b: row b * d + m
+            for p, squared in _squared_gradients(model, layers, copies, head_trained,
+                                                 columns[i:i + step].reshape(-1, d)):
+                total[id(p)] += squared
+    finally:
+        model.train(was_training)
+    return [total[id(p)] / len(x) for p in model.parameters()]
+
+
+def _squared_gradients(model, layers, rows: torch.Tensor, head: bool, tangents: torch.Tensor):
+    """(parameter, sum over the rows of the square of that row's own gradient of tangent . output):
+    each row's input and output gradient at every layer come from one batched forward and backward
+    pass; the rows' weight gradients are then formed row by row and squared, never summed first."""
+    seen: dict = {}
+    hooks = [m.register_forward_hook(lambda m, inputs, out: seen.__setitem__(m, (inputs[0], out))) for m in layers]
+    try:
+        with torch.enable_grad():
+            out = model(rows, head=head)
+            grads = torch.autograd.grad(out, [seen[m][1] for m in layers], grad_outputs=tangents)
+    finally:
+        for h in hooks:
+            h.remove()
+    for m, g in zip(layers, grads):
+        a = seen[m][0].detach()
+        n = len(a)
+        if isinstance(m, torch.nn.Linear):
+            yield m.weight, g.pow(2).T @ a.pow(2)
+            if m.bias is not None:
+                yield m.bias, g.pow(2).sum(0)
+        elif isinstance(m, Subsample):
+            pooled = torch.nn.functional.avg_pool2d(a, 2)
+            yield m.coefficient, (g * pooled).sum((2, 3)).pow(2).sum(0)
+            yield m.bias, g.sum((2, 3)).pow(2).sum(0)
+        else:  # a convolution: each row's kernel gradient from its unfolded input
+            k = m.kernel_size if isinstance(m, TableConv2d) else m.kernel_size[0]
+            patches = torch.nn.functional.unfold(a, k)  # n x (in * k * k) x positions
+            per_row = torch.bmm(g.flatten(2), patches.transpose(1, 2))  # n x out x (in * k * k)
+            if isinstance(m, TableConv2d):
+                per_row = per_row.reshape(n, -1, k * k)[:, m.rows]
+            yield m.weight, per_row.pow(2).sum(0).view_as(m.weight)
+            if m.bias is not None:
+                yield m.bias, g.sum((2, 3)).pow(2).sum(0)
+
+
+class SDLM(torch.optim.Optimizer):
+    """Stochastic diagonal Levenberg-Marquardt (LeCun et al. 1998, section III-B and Appendix C):
+    each weight w_k moves by - eta / (mu + h_kk) * dE/dw_k, where eta is the global rate (the group's
+    lr, which the schedule sets) and h_kk the Gauss-Newton estimate of the second derivative of the
+    loss in w_k (`gauss_newton_diagonal`), re-estimated on SDLM_EXAMPLES training examples drawn at
+    random before each pass and held for the pass. Weight decay, if any, adds wd * w to the gradient.
+    Until the first estimate h_kk = 0 (the step is eta / mu)."""
+
+    def __init__(self, model: torch.nn.Module, loss: Callable[..., torch.Tensor],
+                 lr: float = 5e-4, weight_decay: float = 0.0, mu: float = SDLM_MU, examples: int = SDLM_EXAMPLES):
+        if mu <= 0:
+            raise ValueError(f"mu={mu!r} is out of range: must be > 0")
+        super().__init__(model.parameters(), dict(lr=lr, weight_decay=weight_decay))
+        self.model, self.loss, self.mu, self.examples = model, loss, mu, examples
+        self.params = [p for group in self.param_groups for p in group["params"]]
+        self.curvature = [torch.zeros_like(p) for p in self.params]
+        self.scale = [torch.full_like(p, 1 / mu) for p in self.params]
+
+    def begin_pass(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        """Re-estimate every h_kk on `examples` of (x, y) drawn at random (all of them if fewer)."""
+        pick = torch.randperm(len(x), device=x.device, generator=generator)[:self.examples]
+        self.curvature = gauss_newton_diagonal(self.model, x[pick], y[pick], self.loss)
+        self.scale = [1 / (self.mu + h) for h in self.curvature]
+
+    def effective_rates(self) -> torch.Tensor:
+        """Every weight's present step size eta / (mu + h_kk), as one vector."""
+        return torch.cat([s.flatten() for s in self.scale]) * self.param_groups[0]["lr"]
+
+    @torch.no_grad()
+    def step(self, closure: Callable | None = None):
+        loss = None if closure is None else closure()
+        group = self.param_groups[0]  # one group: every parameter of the model
+        pairs = [(p, s) for p, s in zip(self.params, self.scale) if p.grad is not None]
+        params, scales = [p for p, _ in pairs], [s for _, s in pairs]
+        grads = [p.grad for p in params]
+        if group["weight_decay"]:
+            grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+        torch._foreach_addcmul_(params, grads, scales, value=-group["lr"])
+        return loss

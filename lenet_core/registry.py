@@ -1,5 +1,5 @@
 """The named choices of a run that the training loop looks up: optimizers, learning-rate
-schedules and augmentations, each a table from the name a RunConfig stores to what it does.
+schedules, losses and augmentations, each a table from the name a RunConfig stores to what it does.
 
 These tables are the only lists of valid names: RunConfig validates its fields against their
 keys, and the training loop indexes them. Adding an optimizer or a schedule is one decorated
@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from . import optimizers
 
@@ -76,6 +78,12 @@ def _muon(model: torch.nn.Module, config) -> torch.optim.Optimizer:
     return optimizers.muon_with_adamw(model, config.lr, config.weight_decay)
 
 
+# The paper's optimizer: one example a step, each weight's step scaled by its curvature.
+register_optimizer("sdlm")(lambda model, config: optimizers.SDLM(model, LOSSES[config.loss](config), lr=config.lr,
+                                                                 weight_decay=config.weight_decay,
+                                                                 examples=optimizers.SDLM_EXAMPLES))
+
+
 # Sharpness-aware minimization around a base optimizer; its radius is the RunConfig's sam_rho.
 SAM_OPTIMIZERS = {"sam_momentum": "momentum", "sam_adamw": "adamw"}
 for _name, _base in SAM_OPTIMIZERS.items():
@@ -132,6 +140,30 @@ def _lecun1998(t: float, epochs: int) -> float:
     """The paper's 20 passes, stretched to this run's length."""
     p = math.floor(t) * 20 / epochs
     return next(f for end, f in LECUN1998 if p < end)
+
+
+# ---------------------------------------------------------------- losses
+# (config) -> loss from the network's outputs (scores) and the labels: their mean, or with
+# reduction="none" each example's (F.cross_entropy's argument).
+LossFn = Callable[..., torch.Tensor]
+
+
+def with_rubbish(scores: torch.Tensor, j: float) -> torch.Tensor:
+    """The scores and one more column, the constant -j: the MAP criterion's "rubbish class"."""
+    return torch.cat([scores, scores.new_full((len(scores), 1), -j)], 1)
+
+
+def _map(config) -> LossFn:
+    """The 1998 paper's MAP criterion (its eq. 9) for RBF outputs y_i (scores -y_i):
+    E = y_correct + log(e^-j + sum_i e^-y_i), which is cross-entropy over the scores and -j."""
+    return lambda scores, labels, reduction="mean": F.cross_entropy(with_rubbish(scores, config.map_j), labels,
+                                                                    reduction=reduction)
+
+
+LOSSES: dict[str, Callable[[Any], LossFn]] = {
+    "cross_entropy": lambda config: partial(F.cross_entropy, label_smoothing=config.label_smoothing),
+    "map": _map,
+}
 
 
 # ---------------------------------------------------------------- augmentations

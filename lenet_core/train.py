@@ -27,7 +27,7 @@ from .diagnostics import trained_summary
 from .mixing import CUTOUT_PIXELS, mix
 from .optimizers import Averaged
 from .model import LeNet5, TableConv2d, count_parameters
-from .registry import AUGMENTATIONS, OPTIMIZERS, SCHEDULES
+from .registry import AUGMENTATIONS, LOSSES, OPTIMIZERS, SCHEDULES
 
 # Bump when a change alters what a stored run would contain (its numbers or
 # their meaning): the version is part of every run key, so old runs are not reused.
@@ -142,7 +142,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: in
 
     With views other than "none" (a test_augment), the prediction for an image is the mean of
     the predicted probabilities over its views (`eval_views`), and the loss is that mean's
-    cross-entropy."""
+    cross-entropy. The loss is that of the class probabilities softmax(outputs) whatever the run
+    trained on (the MAP criterion's rubbish class is a device of training, left out here), so
+    validation losses compare across criteria and across its constant j."""
     was_training = model.training
     model.eval()
     loss = torch.zeros((), device=x.device)
@@ -255,6 +257,9 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
     for group in optimizer.param_groups:  # the schedule scales each group's own rate
         group["base_lr"] = group["lr"]
     two_pass = getattr(optimizer, "needs_closure", False)  # SAM: a second gradient at perturbed weights
+    begin_pass = getattr(getattr(optimizer, "base", optimizer), "begin_pass", None)  # SDLM: curvature
+    criterion = LOSSES[config.loss](config)
+    evaluate_views = partial(evaluate, views=config.test_augment, fill=data.background)
     lr_factor = SCHEDULES[config.schedule]
     l1_params = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, TableConv2d))]
     steps = math.ceil(n / config.batch_size)
@@ -273,6 +278,8 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
         correct = torch.zeros((), device=dev, dtype=torch.long)
         perm = torch.randperm(n, device=dev, generator=g)
         lr_start = config.lr * lr_factor(epoch, config.epochs)
+        if begin_pass is not None:
+            begin_pass(train_x, train_y, g)
         for step in range(steps):
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * lr_factor(epoch + step / steps, config.epochs)
@@ -287,11 +294,11 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
 
             def objective():  # the batch's loss, its gradients computed
                 out = model(x)
-                if config.mix in ("mixup", "cutmix"):  # cross-entropy against the mixed label
-                    ce = partial(F.cross_entropy, out, reduction="none", label_smoothing=config.label_smoothing)
-                    loss = (share * ce(y) + (1 - share) * ce(y_other)).mean()
+                if config.mix in ("mixup", "cutmix"):  # the loss against the mixed label
+                    loss = (share * criterion(out, y, reduction="none")
+                            + (1 - share) * criterion(out, y_other, reduction="none")).mean()
                 else:
-                    loss = F.cross_entropy(out, y, label_smoothing=config.label_smoothing)
+                    loss = criterion(out, y)
                 total = loss + config.l1 * sum(w.abs().sum() for w in l1_params) if config.l1 else loss
                 total.backward()
                 return out, loss
@@ -309,10 +316,10 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
             break
         entry = dict(epoch=epoch + 1, train_loss=train_loss, train_acc=correct.item() / n)
         if config.average != "none":  # the network as trained, beside its average
-            raw = evaluate(model, data.val_x, data.val_y, views=config.test_augment, fill=data.background)
+            raw = evaluate_views(model, data.val_x, data.val_y)
             entry.update(val_loss_raw=raw["loss"], val_acc_raw=raw["acc"])
         _mode(optimizer, "eval", model, train_x)  # averaged weights (schedule-free, ema, swa) from here
-        val = evaluate(model, data.val_x, data.val_y, views=config.test_augment, fill=data.background)
+        val = evaluate_views(model, data.val_x, data.val_y)
         history.append(dict(**entry, val_loss=val["loss"], val_acc=val["acc"], lr=lr_start,
                             seconds=time.perf_counter() - t0))
         bar.set_postfix(val_acc=f"{val['acc']:.4f}")
@@ -332,8 +339,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
                    diverged_epoch=history[-1]["epoch"] if status == "diverged" else None)
     weights = {"last": _snapshot(model)}
     if status == "ok":
-        test = partial(evaluate, x=data.test_x, y=data.test_y, confusion=True,
-                       views=config.test_augment, fill=data.background)
+        test = partial(evaluate_views, x=data.test_x, y=data.test_y, confusion=True)
         last = test(model)
         if best["epoch"] == len(history):  # the last epoch was the best: same weights, same numbers
             best_test = last

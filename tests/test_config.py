@@ -143,7 +143,8 @@ def test_classic_preset_is_the_1998_network():
 def test_presets():
     assert RunConfig.from_values({"preset": "classic", "seed": 3}) == RunConfig.classic(seed=3)
     assert RunConfig.from_values({"act": "elu"}) == RunConfig(act="elu")
-    with pytest.raises(ValueError, match="unknown preset 'vintage'; valid: modern, classic"):
+    assert RunConfig.from_values({"preset": "lecun1998", "seed": 3}) == RunConfig.lecun1998(seed=3)
+    with pytest.raises(ValueError, match="unknown preset 'vintage'; valid: modern, classic, lecun1998"):
         RunConfig.from_values({"preset": "vintage"})
     with pytest.raises(ValueError, match="unknown configuration key.*colour"):
         RunConfig.from_values({"preset": "classic", "colour": "red"})
@@ -165,7 +166,7 @@ def test_flipping_digits_is_refused_for_training_and_for_evaluation(field):
 
 
 @pytest.mark.parametrize("field, value", [("shift_pixels", 1), ("test_augment", "shift"), ("normalize", False),
-                                          ("norm_layer", "group")])
+                                          ("norm_layer", "group"), ("output", "rbf")])
 def test_a_field_added_later_enters_the_key_only_when_set(field, value):
     """Runs stored before a field existed keep their keys: at its default it is left out of
     the text the key hashes, and set, it is in."""
