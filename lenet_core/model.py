@@ -167,7 +167,7 @@ class RBF(nn.Module):
 
     def __init__(self, codes: torch.Tensor):
         super().__init__()
-        self.register_buffer("codes", codes.clone())
+        self.register_buffer("codes", codes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return -(x.unsqueeze(1) - self.codes).pow(2).sum(-1)

@@ -281,7 +281,7 @@ def gauss_newton_diagonal(model: torch.nn.Module, x: torch.Tensor, y: torch.Tens
         with torch.no_grad():
             z = model(x, head=head_trained)
         d = z.shape[1]
-        values, vectors = torch.linalg.eigh(vmap(hessian(example_loss))(z.detach(), y))
+        values, vectors = torch.linalg.eigh(vmap(hessian(example_loss))(z, y))
         columns = (vectors * values.clamp(min=0).sqrt()[:, None, :]).transpose(1, 2)  # [b, m]: column m of L_b
         step = max(1, rows_at_once // d)
         for i in range(0, len(x), step):
@@ -360,11 +360,9 @@ class SDLM(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable | None = None):
         loss = None if closure is None else closure()
-        group = self.param_groups[0]  # one group: every parameter of the model
-        pairs = [(p, s) for p, s in zip(self.params, self.scale) if p.grad is not None]
-        params, scales = [p for p, _ in pairs], [s for _, s in pairs]
-        grads = [p.grad for p in params]
+        group = self.param_groups[0]  # one group: every parameter of the model, each with a gradient
+        grads = [p.grad for p in self.params]
         if group["weight_decay"]:
-            grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
-        torch._foreach_addcmul_(params, grads, scales, value=-group["lr"])
+            grads = torch._foreach_add(grads, self.params, alpha=group["weight_decay"])
+        torch._foreach_addcmul_(self.params, grads, self.scale, value=-group["lr"])
         return loss

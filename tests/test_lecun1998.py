@@ -185,11 +185,12 @@ def test_the_curvature_of_lenet5_itself_matches_brute_force():
     data = splits("mnist", "cpu")
     x, y = data.train_x[:2], data.train_y[:2]
     loss = LOSSES["map"](config)
-    mine = torch.cat([h.flatten() for h in optimizers.gauss_newton_diagonal(model, x, y, loss)])
+    diagonal = optimizers.gauss_newton_diagonal(model, x, y, loss)
+    mine = torch.cat([h.flatten() for h in diagonal])
     brute = _brute_force_diagonal(model, x, y, loss)
     assert torch.allclose(mine, brute, rtol=1e-4, atol=1e-9)
     # F6's biases: f'(a)^2 times the RBF's exact second derivative 2, near f'(0)^2 = (1.7159 * 2/3)^2 at the start
-    f6_bias = dict(zip([n for n, _ in model.named_parameters()], optimizers.gauss_newton_diagonal(model, x, y, loss)))
+    f6_bias = dict(zip([n for n, _ in model.named_parameters()], diagonal))
     assert f6_bias["classifier.1.0.bias"].max().item() == pytest.approx(2 * (1.7159 * 2 / 3) ** 2, rel=0.01)
 
 
