@@ -42,14 +42,23 @@ def pending_configs(profile: str, notebook: str | None = None) -> list[RunConfig
 def notebook_experiments(notebook: str, dataset: str, profile: str, seeds=None, data_copy: str | None = None,
                          tune_lr: bool = False, **params) -> list[Experiment]:
     """The experiments one execution of `notebook` trains or loads, by the kind of its entry: every
-    rung of a ladder, the published setup `params["setup"]`, or one experiment of a grid; with
+    rung of a ladder, both views of each change of a ladder (`lenet_core.changes`), the published setup `params["setup"]`, or one experiment of a grid; with
     tune_lr, the grid's learning-rate search as far as it is known, and the setting at the chosen
     rate once the search is complete (`lenet_core.tuning`)."""
-    if tune_lr:
-        found = tuning.search(notebook, dataset, profile, data_copy, **params)
-        tuned = [tuning.tuned(notebook, dataset, profile, seeds, data_copy, found, **params)] if found.chosen else []
-        return found.experiments() + tuned
     of_kind = kind(check_notebook(notebook))
+    if tune_lr:
+        searches = tuning.ladder_searches(notebook, dataset, profile, data_copy) if of_kind == "ladder" else \
+            [("", params, tuning.search(notebook, dataset, profile, data_copy, **params))]
+        out = []
+        for label, values, found in searches:
+            out += found.experiments()
+            if found.chosen:
+                out.append(tuning.tuned(notebook, dataset, profile, seeds, data_copy, found, **values))
+        return out
+    if of_kind == "one_change":
+        from .changes import one_change
+
+        return one_change(dataset, profile, seeds, data_copy, notebook).experiments()
     if of_kind == "ladder":
         return ladder(dataset=dataset, profile=profile, seeds=seeds, data_copy=data_copy, notebook=notebook)
     if of_kind == "setups":

@@ -210,27 +210,34 @@ def experiment(notebook: str, *, dataset: str = "mnist", profile: str = "quick",
     return Experiment(notebook, dataset, profile, configs, label)
 
 
-def ladder(dataset: str = "mnist", profile: str = "quick", seeds: list[int] | None = None,
-           data_copy: str | None = None, notebook: str | None = None) -> list[Experiment]:
-    """The cumulative modernization ladder of `notebook` (default: the notebook of kind ladder):
-    rung k = rung k-1 plus one change.
-
-    A rung may train longer than the profile: `epochs_factor` multiplies the
-    profile's epochs (per dataset, like any value), so the rung stays in
-    proportion in every profile.
-    """
+def rung_changes(dataset: str = "mnist", profile: str = "quick", notebook: str | None = None) -> list[tuple[str, dict]]:
+    """The rungs of `notebook`'s ladder (default: the notebook of kind ladder) as (name, the fields
+    the rung sets), resolved for `dataset`; a rung's `epochs_factor` becomes its epochs, the
+    factor times the profile's epochs (per dataset, like any value), so the rung stays in
+    proportion in every profile."""
     notebook = notebook or notebook_of_kind("ladder")
-    changes: dict = {}
-    rungs = []
     epochs = profile_settings(notebook, profile)["epochs"]
+    out = []
     for rung in check_notebook(notebook)["ladder"]:
-        rung = dict(rung)
+        rung = {k: per_dataset(v, dataset) for k, v in rung.items()}
         name = rung.pop("rung")
-        factor = per_dataset(rung.pop("epochs_factor", None), dataset)
+        factor = rung.pop("epochs_factor", None)
         if factor is not None:
             if not isinstance(factor, (int, float)) or factor <= 0:
                 raise ValueError(f"rung {name!r}: epochs_factor must be a positive number, got {factor!r}")
             rung["epochs"] = max(1, round(epochs * factor))
+        out.append((name, rung))
+    return out
+
+
+def ladder(dataset: str = "mnist", profile: str = "quick", seeds: list[int] | None = None,
+           data_copy: str | None = None, notebook: str | None = None) -> list[Experiment]:
+    """The cumulative modernization ladder of `notebook` (default: the notebook of kind ladder):
+    rung k = rung k-1 plus one change (`rung_changes`)."""
+    notebook = notebook or notebook_of_kind("ladder")
+    changes: dict = {}
+    rungs = []
+    for name, rung in rung_changes(dataset, profile, notebook):
         changes.update(rung)
         rungs.append(experiment(notebook, dataset=dataset, profile=profile, seeds=seeds, label=name,
                                 data_copy=data_copy, **changes))

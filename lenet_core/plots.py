@@ -337,7 +337,7 @@ def image_grid(images, mean, std, labels=None, classes: Sequence[str] | None = N
 
 
 __all__ = ["LABELS", "confusion", "histograms", "image_grid", "learning_curves", "mark_epochs",
-           "seed_scatter", "style"]
+           "seed_scatter", "style", "change_worth"]
 
 
 # ---------------------------------------------------------------- the book's summary figures
@@ -409,3 +409,28 @@ def ladder_figure(labels: Sequence[str], values: Sequence[Sequence[float]], titl
     accuracy_bars(ax, labels, values, highlight=len(labels) - 1, missing=missing)
     ax.set_title(title)
     save(fig, path)
+
+
+def change_worth(labels: Sequence[str], at_top: Sequence, alone: Sequence, ax: Axes | None = None,
+                 missing: str = "not measured") -> Figure:
+    """Each change's worth in two views, one row per change (points of accuracy): its gain alone
+    over the start (open circle) and the drop at the top when it is undone (filled), each with its
+    95% interval. at_top, alone: per row a difference as a `stats.Summary` (fractions), or None."""
+    ax = _new_axes(ax, figsize=(8, max(3.0, 0.42 * len(labels) + 1.4)))
+    y = np.arange(len(labels))[::-1]
+    for values, offset, style_ in ((alone, 0.14, dict(mfc="white", color="tab:blue", label="alone (gain over the start)")),
+                                   (at_top, -0.14, dict(color="tab:orange", label="at the top (drop when undone)"))):
+        for yi, s in zip(y, values):
+            if s is None or not s.n:
+                ax.text(0, yi + offset, f"  {missing}", va="center", fontsize=7, color="0.4")
+                continue
+            err = None if np.isnan(s.half_width) else [[100 * s.half_width], [100 * s.half_width]]
+            ax.errorbar(100 * s.mean, yi + offset, xerr=err, fmt="o", capsize=3, linewidth=1, markersize=5,
+                        **style_)
+            style_.pop("label", None)  # one legend entry per view
+    ax.axvline(0, color="0.3", linewidth=0.8)
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("test accuracy, points (mean difference, 95% CI)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, fontsize=8, loc="lower right")
+    return style(ax).figure

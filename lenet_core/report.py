@@ -218,3 +218,30 @@ def ladder_table(rungs, records: dict[str, Runs | list[dict]]) -> pd.DataFrame:
                      "test acc (best-val epoch)": runs.summary().format(), "diverged": runs.diverged})
         before = now
     return pd.DataFrame(rows)
+
+
+def one_change_table(weighed, worths) -> pd.DataFrame:
+    """Each change of a ladder in both views (`lenet_core.changes`): what is undone at the top and
+    what that costs, what is applied alone to the start and what it gains (points of test accuracy,
+    95% CI, the verdict of each view's Holm family), and the difference between the two."""
+    from .changes import worth_rows
+
+    return pd.DataFrame(worth_rows(weighed, worths))
+
+
+def tuned_ladder_table(searched, shared: dict, dataset: str, profile: str, seeds=None,
+                       data_copy: str | None = None) -> pd.DataFrame:
+    """Each rung at its recipe's learning rate (`shared`: the ladder's runs by rung name) and at its
+    own, searched on validation (`searched`: `tuning.run_ladder`'s result); the rung at its own rate
+    is trained or loaded here."""
+    from .tuning import tuned
+
+    rows = []
+    for name, values, found in searched:
+        own = tuned(found.notebook, dataset, profile, seeds, data_copy, found, **values).run(log=None) \
+            if found.chosen else Runs([])
+        rows.append({"rung": name, "rates searched": ", ".join(f"{lr:g}" for lr in found.grid),
+                     "chosen": "–" if found.chosen is None else f"{found.chosen:g}",
+                     "at the recipe's rate": Runs(shared[name]).summary().format(),
+                     "at its own rate": own.summary().format()})
+    return pd.DataFrame(rows)

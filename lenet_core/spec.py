@@ -20,12 +20,16 @@ PROFILES = ("smoke", "quick", "full")
 TOP_KEYS = ("profiles", "notebooks", "data_copies", "data_copies_in_progress", "copy_comparison", "lr_search")
 LR_SEARCH_KEYS = ("seed", "short_fraction", "keep", "pending")
 PROFILE_KEYS = ("epochs", "train_size", "seeds", "datasets")
-# What a notebook's entry is: a grid of parameter sets (the default), the cumulative ladder, or
-# published setups re-run with their own protocol. Each kind has its own key beside the common ones.
-KINDS = ("grid", "ladder", "setups")
+# What a notebook's entry is: a grid of parameter sets (the default), the cumulative ladder,
+# published setups re-run with their own protocol, or each change of a ladder on its own (undone at
+# its top, applied to its start). Each kind has its own keys beside the common ones.
+KINDS = ("grid", "ladder", "setups", "one_change")
 ENTRY_KEYS = ("kind", "base", "params", "profiles", "pending")
-KIND_KEYS = {"grid": (), "ladder": ("ladder",), "setups": ("setups",)}  # required by the kind
-OPTIONAL_KIND_KEYS = {"grid": ("more_seeds", "lr_factors"), "ladder": (), "setups": ()}
+KIND_KEYS = {"grid": (), "ladder": ("ladder",), "setups": ("setups",), "one_change": ("of", "top")}  # required
+OPTIONAL_KIND_KEYS = {"grid": ("more_seeds", "lr_factors"), "ladder": ("lr_factors",), "setups": (),
+                      "one_change": ("start",)}
+# A one_change entry's runs are its ladder's: its profiles choose only seeds and datasets.
+ONE_CHANGE_PROFILE_KEYS = ("seeds", "datasets")
 SETUP_KEYS = ("title", "dataset", "reference", "config")
 RUNG_KEYS = ("rung", "epochs_factor")
 PER_DATASET = (*DATASETS, "default")  # the keys of a value chosen per dataset
@@ -60,6 +64,9 @@ def validate(spec, path: Path) -> dict:
     notebooks = check.mapping(spec["notebooks"], "notebooks")
     for name, entry in notebooks.items():
         _notebook(check, entry, f"notebooks.{name}")
+    for name, entry in notebooks.items():  # after every ladder is checked: these refer to one
+        if kind(entry) == "one_change":
+            _one_change(check, entry, f"notebooks.{name}", notebooks)
     if "copy_comparison" in spec:
         _copy_comparison(check, spec["copy_comparison"], notebooks)
     searching = [name for name, entry in notebooks.items() if "lr_factors" in entry]
@@ -130,6 +137,24 @@ def _notebook(check: Layout, entry, where: str) -> None:
                 check.fail(f"{where}.ladder[{i}]", "missing 'rung' (the rung's name)")
 
 
+def _one_change(check: Layout, entry: dict, where: str, notebooks: dict) -> None:
+    """`of`: a notebook of kind ladder; `top` and `start` (default: the
+    first rung): two of its rungs, the start below the top. No base or params: the runs are the
+    ladder's own, with the seeds (and datasets) of this entry's profiles."""
+    for key in ("base", "params"):
+        if key in entry:
+            check.fail(f"{where}.{key}", "an entry of kind one_change trains its ladder's runs (`of`): it has "
+                                         "no base or params of its own")
+    for profile, overrides in (entry.get("profiles") or {}).items():
+        check.mapping(overrides, f"{where}.profiles.{profile}", ONE_CHANGE_PROFILE_KEYS,
+                      what="a profile of an entry of kind one_change (its epochs are its ladder's)")
+    ladders = {name: e for name, e in notebooks.items() if kind(e) == "ladder"}
+    ladder = check.choice(entry["of"], f"{where}.of", list(ladders), "ladder notebook")
+    names = [r.get("rung") for r in ladders[ladder]["ladder"]]
+    top = check.choice(entry["top"], f"{where}.top", names[1:], "rung above the first")
+    check.choice(entry.get("start", names[0]), f"{where}.start", names[:names.index(top)], "rung below the top")
+
+
 def pending_sets(entry: dict, profile: str) -> list[dict]:
     """The parameter sets of an entry whose runs in `profile` are being trained: all of them where
     its `pending` says true for the profile, else those it lists."""
@@ -145,10 +170,14 @@ def _pending(check: Layout, entry: dict, where: str) -> None:
             continue
         if not isinstance(pending, list):
             check.fail(f"{where}.{profile}", f"expected true or a list of parameter sets; got {pending!r}")
-        for i, params in enumerate(pending):
-            if params not in sets:
-                check.fail(f"{where}.{profile}[{i}]", f"{params!r} is not one of the entry's parameter sets; "
-                                                      f"valid: {sets}")
+        _known_sets(check, pending, f"{where}.{profile}", sets)
+
+
+def _known_sets(check: Layout, listed: list, where: str, sets: list[dict]) -> None:
+    """Each of `listed` must be one of the entry's parameter sets."""
+    for i, params in enumerate(listed):
+        if params not in sets:
+            check.fail(f"{where}[{i}]", f"{params!r} is not one of the entry's parameter sets; valid: {sets}")
 
 
 def _more_seeds(check: Layout, entry: dict, where: str) -> None:
@@ -166,15 +195,12 @@ def _more_seeds(check: Layout, entry: dict, where: str) -> None:
         for dataset in DATASETS:
             if not isinstance(more.get(dataset, []), list):
                 check.fail(f"{where}.{profile}.{dataset}", "expected a list of parameter sets")
-            for i, params in enumerate(more.get(dataset, [])):
-                if params not in sets:
-                    check.fail(f"{where}.{profile}.{dataset}[{i}]", f"{params!r} is not one of the entry's "
-                                                                    f"parameter sets; valid: {sets}")
+            _known_sets(check, more.get(dataset, []), f"{where}.{profile}.{dataset}", sets)
 
 
 def _params(check: Layout, params, where: str, what: str, setups: dict) -> None:
     """What the sweep varies: RunConfig fields, or (kind setups) names of the entry's `setups`."""
-    valid = ["setup"] if what == "setups" else config_fields()
+    valid = ["setup"] if what == "setups" else ["preset", *config_fields()]
     if isinstance(params, dict):  # a mapping of lists: every combination
         for key, values in _config(check, params, where, valid).items():
             if not isinstance(values, list):

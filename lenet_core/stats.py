@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 from scipy.special import stdtr, stdtrit  # Student's t CDF and its inverse (scipy.stats is slow to import)
@@ -90,16 +90,35 @@ def welch_difference(a: Iterable[float], b: Iterable[float], confidence: float =
     """mean(a) - mean(b) with the half-width of its `confidence` interval from Welch's t (the
     Welch-Satterthwaite degrees of freedom, as `welch_p` uses); n is the smaller sample's size.
     The half-width is nan when either side has fewer than two values."""
-    a = np.asarray([v for v in a if v is not None], dtype=float)
-    b = np.asarray([v for v in b if v is not None], dtype=float)
-    if len(a) == 0 or len(b) == 0:
-        return Summary(math.nan, math.nan, 0, math.nan)
-    diff = float(a.mean() - b.mean())
-    if len(a) < 2 or len(b) < 2:
-        return Summary(diff, math.nan, min(len(a), len(b)), math.nan)
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = math.sqrt(va + vb)
+    return contrast([a, b], [1, -1], confidence)[0]
+
+
+def interaction(a: Iterable[float], b: Iterable[float], c: Iterable[float], d: Iterable[float],
+                confidence: float = 0.95) -> tuple[Summary, float]:
+    """(mean(a) - mean(b)) - (mean(c) - mean(d)), four independent samples: how much one
+    difference exceeds another (a change's worth in one setting against its worth in another),
+    with its `confidence` interval and two-sided p (`contrast`)."""
+    return contrast([a, b, c, d], [1, -1, -1, 1], confidence)
+
+
+def contrast(samples: Sequence[Iterable[float]], signs: Sequence[float],
+             confidence: float = 0.95) -> tuple[Summary, float]:
+    """sum(sign * mean) over independent samples, with the half-width of its `confidence` interval
+    and the two-sided p of "it is zero", from Student's t on the Welch-Satterthwaite degrees of
+    freedom (Welch's test for two samples); n is the smallest sample's size. Half-width and p are
+    nan when a sample has fewer than two values; with no spread at all the half-width is 0 and p is
+    1 for a zero contrast, else 0."""
+    xs = [np.asarray([v for v in x if v is not None], dtype=float) for x in samples]
+    n = min(len(x) for x in xs)
+    if n == 0:
+        return Summary(math.nan, math.nan, 0, math.nan), math.nan
+    value = float(sum(s * x.mean() for s, x in zip(signs, xs)))
+    if n < 2:
+        return Summary(value, math.nan, n, math.nan), math.nan
+    var = [s * s * x.var(ddof=1) / len(x) for s, x in zip(signs, xs)]
+    se = math.sqrt(sum(var))
     if se == 0:
-        return Summary(diff, 0.0, min(len(a), len(b)), 0.0)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    return Summary(diff, float(stdtrit(df, 0.5 + confidence / 2) * se), min(len(a), len(b)), se)
+        return Summary(value, 0.0, n, 0.0), 1.0 if value == 0 else 0.0
+    df = sum(var) ** 2 / sum(v * v / (len(x) - 1) for v, x in zip(var, xs))
+    return (Summary(value, float(stdtrit(df, 0.5 + confidence / 2) * se), n, se),
+            float(2 * stdtr(df, -abs(value) / se)))

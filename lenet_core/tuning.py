@@ -21,10 +21,10 @@ validation numbers are slightly optimistic; its test numbers are not.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .experiments import (Experiment, build_config, check_notebook, experiment, load_spec, param_sets,
-                          profile_settings)
+from .experiments import (Experiment, build_config, check_notebook, experiment, kind, load_spec, param_sets,
+                          profile_settings, rung_changes)
 
 SELECT = "val_loss_best"  # what chooses: the best epoch's validation loss, lower is better
 
@@ -40,14 +40,14 @@ class Search:
     grid: list[float]  # the rates searched, ascending
     short: list[Experiment]  # one per rate: the search seed, a fraction of the epochs
     long: list[Experiment]  # the `keep` best short ones at full length; empty until every short run is stored
+    long_scores: list[float | None] = field(default_factory=list)  # theirs, read once from the store
 
     @property
     def chosen(self) -> float | None:
         """The rate chosen, once every run of both stages is stored; else None."""
-        scores = [_score(e) for e in self.long]
-        if not self.long or any(s is None for s in scores):
+        if not self.long or any(s is None for s in self.long_scores):
             return None
-        return min(zip(scores, (e.config.lr for e in self.long)))[1]
+        return min(zip(self.long_scores, (e.config.lr for e in self.long)))[1]
 
     def experiments(self) -> list[Experiment]:
         """Every experiment of the search known so far (the long stage once the short one is stored)."""
@@ -65,7 +65,7 @@ class Search:
 
     def rows(self) -> list[dict]:
         """Per rate and stage: the validation numbers that chose (None while not stored)."""
-        rows = []
+        rows, chosen = [], self.chosen
         for stage, exps in (("short", self.short), ("full", self.long)):
             for e in exps:
                 runs = e.stored_runs()
@@ -74,7 +74,7 @@ class Search:
                                  status=run.status if run else "not stored",
                                  val_loss_best=run.metric("val_loss_best") if run else None,
                                  val_acc_best=run.metric("val_acc_best") if run else None,
-                                 chosen=e.config.lr == self.chosen and stage == "full"))
+                                 chosen=e.config.lr == chosen and stage == "full"))
         return rows
 
 
@@ -85,10 +85,24 @@ def rule() -> dict:
 
 def tuned_sets(notebook: str, profile: str) -> list[dict]:
     """The executions of `notebook` that search each parameter set's learning rate (`tune_lr`), where
-    its entry has lr_factors and the profile's searches are not still pending."""
+    its entry has lr_factors and the profile's searches are not still pending; a ladder searches
+    every rung's in one execution."""
     if not factors(notebook) or profile in rule().get("pending", []):
         return []
+    if kind(check_notebook(notebook)) == "ladder":
+        return [{"tune_lr": True}]
     return [{**params, "tune_lr": True} for params in param_sets(notebook, profile)]
+
+
+def ladder_searches(notebook: str, dataset: str, profile: str, data_copy: str | None = None) -> list[tuple[str, dict, Search]]:
+    """Each rung of the ladder `notebook` searched on its own: (the rung's name, its configuration's
+    values, its search), read from the store. A rung's grid is the factors times its own rate, so no
+    rung is judged at a rate chosen for another."""
+    out, values = [], {}
+    for name, rung in rung_changes(dataset, profile, notebook):
+        values = {**values, **rung}
+        out.append((name, dict(values), search(notebook, dataset, profile, data_copy, **values)))
+    return out
 
 
 def factors(notebook: str) -> list[float]:
@@ -113,7 +127,7 @@ def search(notebook: str, dataset: str, profile: str, data_copy: str | None = No
     how = rule()
     base = build_config(check_notebook(notebook).get("base", {}), dataset, **params)
     grid = sorted({float(f"{base.lr * f:.6g}") for f in factors(notebook)})
-    epochs = profile_settings(notebook, profile)["epochs"]
+    epochs = int(params.get("epochs", profile_settings(notebook, profile)["epochs"]))  # a ladder rung may train longer
     short_epochs = max(1, round(epochs * how["short_fraction"]))
 
     def at(lr: float, epochs: int, label: str) -> Experiment:
@@ -128,7 +142,14 @@ def search(notebook: str, dataset: str, profile: str, data_copy: str | None = No
     if all(s is not None for s in scores):
         best = sorted(zip(scores, grid))[:how["keep"]]
         long = [at(lr, epochs, f"lr {lr:g}, {epochs} epochs") for _, lr in sorted(best, key=lambda t: t[1])]
-    return Search(notebook, dataset, profile, dict(params), grid, short, long)
+    return Search(notebook, dataset, profile, dict(params), grid, short, long, [_score(e) for e in long])
+
+
+def run_ladder(notebook: str, dataset: str, profile: str, data_copy: str | None = None,
+               log=print) -> list[tuple[str, dict, Search]]:
+    """Every rung's search (`ladder_searches`), trained as far as the store lacks."""
+    return [(name, values, run(found, log)) for name, values, found in
+            ladder_searches(notebook, dataset, profile, data_copy)]
 
 
 def run(found: Search, log=print) -> Search:

@@ -43,7 +43,8 @@ def test_the_specification_loads_and_says_what_kind_each_notebook_is():
     experiments._load.cache_clear()
     notebooks = experiments.load_spec()["notebooks"]
     assert {name: entry.get("kind", "grid") for name, entry in notebooks.items()
-            if entry.get("kind", "grid") != "grid"} == {"modern": "ladder", "published": "setups"}
+            if entry.get("kind", "grid") != "grid"} == {"modern": "ladder", "published": "setups",
+                                                        "which_change": "one_change"}
     assert experiments.notebook_of_kind("ladder") == "modern"
     assert experiments.profile_settings("classic", "full")["epochs"] == 20  # an override under `profiles`
     assert experiments.profile_settings("activation", "full")["epochs"] == 30
@@ -75,7 +76,7 @@ def _refused(tmp_path, monkeypatch, old: str, new: str) -> str:
     ("profiles: {quick: {epochs: 8}, full: {epochs: 60}}", "quick: {epochs: 8}",  # beside the entry's keys
      "notebooks.early_stopping", "quick", "kind, base, params, profiles"),
     ("    params: {pool: [avg, max, subsample]}", "    params: {pol: [avg, max, subsample]}",
-     "notebooks.pooling.params", "pol", "dataset, act, pool, init"),
+     "notebooks.pooling.params", "pol", "preset, dataset, act, pool, init"),
     ('{rung: "+ ReLU", act: relu}', '{rung: "+ ReLU", actt: relu}', "notebooks.modern.ladder[2]", "actt",
      "rung, epochs_factor, dataset, act"),
 ])
@@ -91,7 +92,7 @@ def test_each_kind_has_its_own_keys_and_an_unknown_kind_is_refused(tmp_path, mon
     assert message.endswith("notebooks.pooling: unknown key 'ladder' (an entry of kind grid); "
                             "valid: kind, base, params, profiles, pending, more_seeds, lr_factors")
     message = _refused(tmp_path, monkeypatch, "    kind: setups\n", "    kind: published\n")
-    assert message.endswith("notebooks.published.kind: unknown value 'published'; valid: grid, ladder, setups")
+    assert message.endswith("notebooks.published.kind: unknown value 'published'; valid: grid, ladder, setups, one_change")
     message = _refused(tmp_path, monkeypatch, "    kind: ladder\n", "")
     assert "notebooks.modern: unknown key 'ladder' (an entry of kind grid)" in message
 

@@ -169,3 +169,60 @@ def test_the_chapter_shows_each_setting_at_its_own_rate_beside_the_shared_one(in
     pending = tuned_section(chapter, "full", tmp_path)  # being trained there: how far, no number
     assert "searches of the full profile are being trained: 0 of the 8 runs known so far" in pending
     assert "|" not in pending
+
+
+LADDER_SPEC = """
+lr_search: {seed: 0, short_fraction: 0.5, keep: 2, pending: [full]}
+profiles:
+  smoke: {epochs: 2, train_size: 256, seeds: [0, 1], datasets: [mnist]}
+  full: {epochs: 6, train_size: 256, seeds: [0, 1, 2], datasets: [mnist]}
+notebooks:
+  rungs:
+    kind: ladder
+    base: {preset: classic}
+    ladder:
+      - {rung: start}
+      - {rung: "+ relu", act: relu}
+    lr_factors: [0.5, 1, 2]
+"""
+
+
+@pytest.mark.usefixtures("mnist_ready")
+def test_every_rung_of_the_ladder_searches_its_own_rate_and_the_page_says_which_verdicts_change(spec, tmp_path):
+    from test_book import fake_record, store as put
+
+    from lenet_core.book.tuned import tuned_ladder_section
+
+    spec.write_text(LADDER_SPEC)
+    experiments._load.cache_clear()
+    assert tuning.tuned_sets("rungs", "smoke") == [{"tune_lr": True}] and tuning.tuned_sets("rungs", "full") == []
+    assert [j.params for j in sweep.plan("smoke")[0]] == [{}, {"tune_lr": True}]
+    assert len(executions.pending_configs("full", "rungs")) == 2 * 3  # each rung's short stage, still pending
+
+    def record(config, acc, val_loss=0.1):
+        rec = fake_record(config, [acc - 0.01, acc])
+        rec["metrics"]["val_loss_best"] = val_loss
+        put(rec)
+
+    # each rung's short stage, then its long stage: start keeps its recipe's 0.05, + relu chooses 0.1
+    losses = {"start": ({0.025: 0.3, 0.05: 0.2, 0.1: 0.5}, {0.025: 0.25, 0.05: 0.1}),
+              "+ relu": ({0.025: 0.1, 0.05: 0.4, 0.1: 0.2}, {0.025: 0.3, 0.1: 0.05})}
+    accuracy = {("start", 0.05): 0.90, ("+ relu", 0.05): 0.80, ("+ relu", 0.1): 0.95}
+    for stage in (0, 1):
+        for name, _, found in tuning.ladder_searches("rungs", "mnist", "smoke"):
+            exps = (found.short, found.long)[stage]
+            assert [e.config.lr for e in exps] == sorted(losses[name][stage])
+            for e in exps:
+                record(e.configs[0], accuracy.get((name, e.config.lr), 0.5), losses[name][stage][e.config.lr])
+    searches = tuning.ladder_searches("rungs", "mnist", "smoke")
+    assert [(name, found.chosen) for name, _, found in searches] == [("start", 0.05), ("+ relu", 0.1)]
+    for (name, values, found), rung in zip(searches, experiments.ladder("mnist", "smoke", notebook="rungs")):
+        for config in tuning.tuned("rungs", "mnist", "smoke", found=found, **values).configs:
+            record(config, accuracy[(name, found.chosen)] + 0.002 * config.seed)
+        for config in rung.configs:
+            record(config, accuracy[(name, 0.05)] + 0.002 * config.seed)
+    text = tuned_ladder_section("smoke", tmp_path)
+    assert "| `+ relu` | 0.05 | 80.10 ± 1.27 (n=2) | -10.00 (worse) | 0.1 | 95.10 ± 1.27 (n=2) | +5.00 (better) |" in text
+    assert "Steps whose verdict changes once every rung has its own rate: `+ relu` (worse at the shared rates, " \
+           "better at their own)." in text
+    assert "is being trained" in tuned_ladder_section("full", tmp_path)

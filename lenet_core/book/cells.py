@@ -76,3 +76,11 @@ def last_epoch_gap(cell: Cell) -> str:
     train = sum(h["train_acc"] for h in last) / len(last)
     val = sum(h["val_acc"] for h in last) / len(last)
     return f"{100 * (train - val):+.2f} ({pct(train)} − {pct(val)}, n={len(last)})"
+
+
+def stored_of(configs) -> tuple[int, int]:
+    """(how many of these runs are in the store, how many there are), each run counted once."""
+    from ..store import load, run_key
+
+    keys = {run_key(c) for c in configs}
+    return sum(load(k) is not None for k in keys), len(keys)

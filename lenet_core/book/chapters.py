@@ -7,7 +7,7 @@ from pathlib import Path
 from .. import plots
 from ..experiments import param_sets, profile_settings
 from ..stats import welch_p
-from .cells import experiment_cell, epochs_to_target, last_epoch_gap
+from .cells import experiment_cell, epochs_to_target, last_epoch_gap, stored_of
 from .executed import notebooks_section
 from .found import chapter_figure_note, chapter_findings, chapter_section
 from .markdown import GENERATED, IMAGES, cifar_note, dataset_title, figure_md, format_p, md_table, profile_text, setting_label
@@ -28,13 +28,10 @@ def pending_chapter(notebook: str, profile: str) -> str:
     """The generated part of a chapter whose runs in `profile` are all still being trained: how many
     are in, and no number until every one is."""
     from ..executions import pending_configs
-    from ..experiments import profile_settings
-    from ..store import load, run_key
 
-    wanted = {run_key(c) for c in pending_configs(profile, notebook)}
-    stored = sum(load(k) is not None for k in wanted)
+    stored, wanted = stored_of(pending_configs(profile, notebook))
     return (f"## Summary\n\nProfile **{profile}**: {profile_text(profile_settings(notebook, profile))}. This "
-            f"chapter's runs are being trained: {stored} of {len(wanted)} are in the store. Its numbers appear "
+            f"chapter's runs are being trained: {stored} of {wanted} are in the store. Its numbers appear "
             f"here once every run is in, so that no comparison rests on part of its seeds; "
             f"`make book PROFILE=quick` shows the chapter on the quick profile's short runs meanwhile.\n")
 

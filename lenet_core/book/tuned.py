@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 from .. import plots, tuning
 from ..experiments import param_sets, profile_settings
 from ..stats import welch_p
-from .cells import cell_of, experiment_cell
+from .cells import cell_of, experiment_cell, stored_of
 from .markdown import GENERATED, IMAGES, dataset_title, figure_md, format_p, md_table, setting_label
 from .reference import Chapter
 
@@ -50,11 +50,10 @@ def tuned_section(chapter: Chapter, profile: str, out_dir: Path) -> str:
         return ""
     if not tuning.tuned_sets(nb, profile):  # the profile's searches are being trained
         from ..executions import pending_configs
-        from ..store import load, run_key
 
-        known = [run_key(c) for c in pending_configs(profile, nb)]
+        stored, known = stored_of(pending_configs(profile, nb))
         return (f"## Each setting at its own learning rate\n\nThe learning-rate searches of the {profile} profile "
-                f"are being trained: {sum(load(k) is not None for k in known)} of the {len(known)} runs known so far "
+                f"are being trained: {stored} of the {known} runs known so far "
                 f"are in the store. Their comparison appears here once every search is complete; `make book "
                 f"PROFILE=quick` shows it on the quick profile's short runs meanwhile.\n")
     how, sets = tuning.rule(), param_sets(nb, profile)
@@ -96,4 +95,63 @@ def tuned_section(chapter: Chapter, profile: str, out_dir: Path) -> str:
                              f"{dataset_title(d)}: the search seed's best validation accuracy at each rate of the "
                              f"short stage (line) and of the full-length stage (larger dots); the chosen rate is "
                              f"ringed. A wide plateau is a setting that forgives its rate."))
+    return "\n".join(out)
+
+
+def tuned_ladder_section(profile: str, out_dir: Path) -> str:
+    """The Results page's ladder with every rung at its own learning rate, beside the shared-recipe
+    ladder: each rung's rate and accuracy both ways, each step's verdict both ways (one Holm family
+    per ladder), and the rungs whose verdict changes. Empty where the ladder searches no rate; how
+    far the searches are while they are being trained."""
+    from ..experiments import ladder, notebook_of_kind
+    from .found import ladder_family
+
+    nb = notebook_of_kind("ladder")
+    if not tuning.factors(nb):
+        return ""
+    heading = "## The ladder, each rung at its own learning rate"
+    if not tuning.tuned_sets(nb, profile):
+        from ..executions import pending_configs
+
+        stored, known = stored_of(pending_configs(profile, nb))
+        return (f"{heading}\n\nEvery rung's learning-rate search of the {profile} profile is being trained: {stored} "
+                f"of the {known} runs known so far are in the store. The tuned ladder appears here once every "
+                f"search is complete; `make book PROFILE=quick` shows it on the quick profile's short runs.\n")
+    how = tuning.rule()
+    out = [f"{heading}\n\nThe ladder above trains every rung at the rate its recipe names. Here each rung's rate is "
+           f"searched on validation instead, among its own rate times {', '.join(f'{f:g}' for f in tuning.factors(nb))} "
+           f"(seed {how['seed']} for {how['short_fraction']:g} of the epochs, the {how['keep']} lowest validation losses "
+           f"at full length, the lowest of those chosen), so that no rung is judged at a rate chosen for another. "
+           f"Test accuracy (%) at the best-validation epoch, mean ± 95% CI; Δ: the step from the rung before, with "
+           f"its verdict (Holm's correction over each ladder's steps).\n"]
+    for d in profile_settings(nb, profile)["datasets"]:
+        searches = tuning.ladder_searches(nb, d, profile)
+        rungs = ladder(d, profile)
+        shared = [cell_of(r) for r in rungs]
+        own = [cell_of(tuning.tuned(nb, d, profile, found=f, **v)) if f.chosen else None for _, v, f in searches]
+        labels = [name for name, _, _ in searches]
+        verdicts = {}
+        for which, cells in (("shared", shared), ("own", own)):
+            if all(c is not None for c in cells):
+                verdicts[which] = {c.label: c for c in ladder_family(labels, cells).contrasts}
+        rows = []
+        for i, (name, values, found) in enumerate(searches):
+            row = [f"`{name}`", f"{rungs[i].config.lr:g}", shared[i].text()]
+            for which in ("shared", "own"):
+                if which == "own":
+                    row += ["searching" if found.chosen is None else f"{found.chosen:g}",
+                            own[i].text() if own[i] is not None else "–"]
+                step = verdicts.get(which, {}).get(name)
+                row.append(f"{100 * step.difference.mean:+.2f} ({step.verdict})" if step and step.verdict != "untested"
+                           else "–")
+            rows.append(row)
+        changed = [f"`{n}` ({verdicts['shared'][n].verdict} at the shared rates, {verdicts['own'][n].verdict} at "
+                   f"their own)" for n in labels[1:] if len(verdicts) == 2
+                   and verdicts["shared"][n].verdict != verdicts["own"][n].verdict]
+        out.append(f"### {dataset_title(d)}\n")
+        out.append(md_table(["rung", "recipe rate", "at the recipe rate", "Δ", "own rate", "at its own rate", "Δ"],
+                            rows, "lrrrrrr"))
+        if len(verdicts) == 2:
+            out.append(("Steps whose verdict changes once every rung has its own rate: " + "; ".join(changed) + ".\n")
+                       if changed else "No step's verdict changes once every rung has its own rate.\n")
     return "\n".join(out)
