@@ -221,6 +221,13 @@ def test_every_rung_of_the_ladder_searches_its_own_rate_and_the_page_says_which_
             record(config, accuracy[(name, found.chosen)] + 0.002 * config.seed)
         for config in rung.configs:
             record(config, accuracy[(name, 0.05)] + 0.002 * config.seed)
+    from lenet_core import report
+
+    shared = {r.label: r.stored_runs() for r in experiments.ladder("mnist", "smoke", notebook="rungs")}
+    table = report.tuned_ladder_table(tuning.ladder_searches("rungs", "mnist", "smoke"), shared, "mnist", "smoke")
+    assert table.to_dict("records")[1] == {"rung": "+ relu", "rates searched": "0.025, 0.05, 0.1", "chosen": "0.1",
+                                           "at the recipe's rate": "80.10 ± 1.27 (n=2)",
+                                           "at its own rate": "95.10 ± 1.27 (n=2)"}
     text = tuned_ladder_section("smoke", tmp_path)
     assert "| `+ relu` | 0.05 | 80.10 ± 1.27 (n=2) | -10.00 (worse) | 0.1 | 95.10 ± 1.27 (n=2) | +5.00 (better) |" in text
     assert "Steps whose verdict changes once every rung has its own rate: `+ relu` (worse at the shared rates, " \
