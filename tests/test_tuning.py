@@ -171,12 +171,7 @@ def test_the_chapter_shows_each_setting_at_its_own_rate_beside_the_shared_one(in
     assert "|" not in pending
 
 
-LADDER_SPEC = """
-lr_search: {seed: 0, short_fraction: 0.5, keep: 2, pending: [full]}
-profiles:
-  smoke: {epochs: 2, train_size: 256, seeds: [0, 1], datasets: [mnist]}
-  full: {epochs: 6, train_size: 256, seeds: [0, 1, 2], datasets: [mnist]}
-notebooks:
+LADDER_SPEC = SPEC.split("notebooks:")[0] + """notebooks:  # the same rule and profiles, a ladder instead
   rungs:
     kind: ladder
     base: {preset: classic}
