@@ -290,12 +290,16 @@ def _book_copy(root: Path) -> dict:
         shutil.copy(ROOT / name, root / name)
     shutil.copytree(ROOT / "book", root / "book",
                     ignore=shutil.ignore_patterns("runs", book.GENERATED, ".*"))
-    # The ladder's learning-rate searches would multiply the smoke sweep's runs: the copy's
-    # specification leaves them pending (their sections say so), as the full profile's are.
+    # The learning-rate searches would multiply the smoke sweep's runs: the copy's specification
+    # leaves them pending (their sections say so), as the full profile's are.
     spec = (ROOT / "notebooks" / "sweep.yml").read_text()
     rule = re.search(r"^lr_search: .*pending: \[full\]\}$", spec, re.M)
     assert rule, "the lr_search rule has moved: update the site test's copy of it"
-    (root / "sweep.yml").write_text(spec.replace(rule.group(0), rule.group(0).replace("[full]", "[smoke, full]")))
+    spec = spec.replace(rule.group(0), rule.group(0).replace("[full]", "[smoke, full]"))
+    # so would the 1998 network trained the paper's way (one example a step): pending there too
+    paper = "    pending: {full: [{preset: lecun1998}]}"
+    assert spec.count(paper) == 1, "the classic entry's pending set has moved: update the site test's copy of it"
+    (root / "sweep.yml").write_text(spec.replace(paper, "    pending: {smoke: [{preset: lecun1998}], full: [{preset: lecun1998}]}"))
     env = {k: v for k, v in os.environ.items() if k != "LENET_PROFILE"}
     env.update(LENET_RESULTS_DIR=str(root / "results"), LENET_CHECKPOINTS_DIR=str(root / "checkpoints"),
                LENET_EXECUTED_DIR=str(root / "book" / "runs"), LENET_PROGRESS="0",
