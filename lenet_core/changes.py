@@ -31,7 +31,6 @@ from .findings import ALPHA, METRIC, Contrast, _p, holm, judge
 from .records import Runs
 from .stats import Summary, interaction
 
-VIEWS = ("without", "alone")  # leave one out from the top; add one to the start
 VERDICT_WORDS = {"better": "helps", "worse": "hurts", "undecided": "undecided"}  # of a change, in a view
 
 

@@ -92,10 +92,6 @@ def change_sentences(weighed: OneChange, worths: list[Worth]) -> str:
     return " ".join(out)
 
 
-def _pending(notebook: str, profile: str) -> bool:
-    return not param_sets(notebook, profile)
-
-
 def one_change_section(profile: str, out_dir: Path) -> str:
     """The section, or what is missing: nothing where the specification has no entry of kind
     one_change; how many runs are in while the profile's runs are being trained."""
@@ -104,14 +100,15 @@ def one_change_section(profile: str, out_dir: Path) -> str:
     notebook = notebook_of_kind("one_change")
     settings = profile_settings(notebook, profile)
     datasets = list(settings["datasets"])
-    first = one_change(datasets[0], profile) if datasets else None
-    if first is None:
+    if not datasets:
         return ""
+    weighed_on = {d: one_change(d, profile) for d in datasets}
+    first = weighed_on[datasets[0]]
     labels = [n for n, _ in rung_changes(datasets[0], profile, first.ladder)]
     above = labels[labels.index(first.top.label) + 1:]
     longest = {}  # the longest rung above the top, per dataset: what both views would cost there
     for d in datasets:
-        top_epochs = one_change(d, profile).top.config.epochs if d != datasets[0] else first.top.config.epochs
+        top_epochs = weighed_on[d].top.config.epochs
         epochs = max((r.config.epochs for r in ladder(d, profile)[labels.index(first.top.label) + 1:]), default=0)
         if epochs > top_epochs:
             longest.setdefault(epochs, []).append(dataset_title(d))
@@ -128,7 +125,7 @@ def one_change_section(profile: str, out_dir: Path) -> str:
               + "), and every run of both views would cost as much." if longest else "")
            + " A change worth much at the top but little alone needs the others; one worth much alone but little "
              "at the top has its work done by the others.\n"]
-    if _pending(notebook, profile):
+    if not param_sets(notebook, profile):  # the profile's runs are being trained
         from ..executions import pending_configs
 
         stored, wanted = stored_of(pending_configs(profile, notebook))
@@ -137,7 +134,7 @@ def one_change_section(profile: str, out_dir: Path) -> str:
                    f"PROFILE=quick` shows them on the quick profile's short runs meanwhile.\n")
         return "\n".join(out)
     for d in datasets:
-        weighed = first if d == datasets[0] else one_change(d, profile)
+        weighed = weighed_on[d]
         worths = worth(weighed)
         out.append(f"### {dataset_title(d)}\n")
         if any(len(e.stored_runs()) for e in weighed.experiments()):
