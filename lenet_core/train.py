@@ -13,6 +13,7 @@ import os
 import platform
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from datetime import datetime, timezone
@@ -218,14 +219,37 @@ def recompute_batch_norm(model: LeNet5, x: torch.Tensor, examples: int = BN_EXAM
     model.train(was_training)
 
 
+@contextmanager
+def onednn(enabled: bool):
+    """oneDNN's CPU kernels on or off inside the block (torch.backends.mkldnn.flags without its
+    TF32 setting, which warns on a CPU-only build)."""
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = enabled
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
+
+
+def fast_layout(batch_size: int, device: torch.device) -> tuple[torch.memory_format, bool]:
+    """The fast path's memory format and whether it uses oneDNN's convolutions. On one image a step
+    (the 1998 optimizer's) oneDNN costs more than it saves on a CPU: PyTorch's native kernels in
+    NCHW train about three times as many steps a second (bench/sdlm.py). Batches: channels-last."""
+    if batch_size == 1 and device.type == "cpu":
+        return torch.contiguous_format, False
+    return torch.channels_last, True
+
+
 def train(config: RunConfig, *, device: str | None = None, progress: bool | None = None,
           fast: bool = True) -> TrainedRun:
     """Train `config` and return its record (and its model and weights).
 
     `fast` runs the network in the channels-last memory format, which the CPU
-    and GPU convolution kernels are quicker in; fast=False is the plain eager
-    path (NCHW). Both compute the same function: one step agrees to float32
-    rounding, and in float64 whole loss trajectories agree (tests/test_train.py).
+    and GPU convolution kernels are quicker in, or at batch size 1 on a CPU in
+    NCHW with PyTorch's native convolutions instead of oneDNN's (`fast_layout`);
+    fast=False is the plain eager path (NCHW, the default kernels). All compute
+    the same function: one step agrees to float32 rounding, and in float64
+    whole loss trajectories agree (tests/test_train.py).
 
     A non-finite training loss ends the run with status "diverged" instead of
     raising. Test metrics are computed once, after training, for the last
@@ -247,7 +271,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
 
     torch.manual_seed(config.seed)  # model initialization and dropout
     g = torch.Generator(device=dev).manual_seed(config.seed)  # batch order and augmentation
-    layout = torch.channels_last if fast else torch.contiguous_format
+    layout, use_onednn = fast_layout(config.batch_size, dev) if fast else (torch.contiguous_format, True)
     model = LeNet5(**config.model_kwargs()).to(dev, memory_format=layout)
     initial = _snapshot(model)  # for the spectrum of what training changes
     optimizer = OPTIMIZERS[config.optimizer](model, config)
@@ -280,34 +304,35 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
         lr_start = config.lr * lr_factor(epoch, config.epochs)
         if begin_pass is not None:
             begin_pass(train_x, train_y, g)
-        for step in range(steps):
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * lr_factor(epoch + step / steps, config.epochs)
-            idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
-            x, y = train_x[idx], train_y[idx]
-            if config.augment != "none":
-                x = augment(x, config.augment, data, g, config.shift_pixels)
-            if config.mix != "none":
-                x, y_other, share = mix(x, y, config.mix, config.mix_alpha, g, fill=data.background,
-                                        cutout_side=config.cutout_pixels or CUTOUT_PIXELS[data.name])
-            x = x.contiguous(memory_format=layout)
+        with onednn(use_onednn):  # off only on the path that is quicker without it
+            for step in range(steps):
+                for group in optimizer.param_groups:
+                    group["lr"] = group["base_lr"] * lr_factor(epoch + step / steps, config.epochs)
+                idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
+                x, y = train_x[idx], train_y[idx]
+                if config.augment != "none":
+                    x = augment(x, config.augment, data, g, config.shift_pixels)
+                if config.mix != "none":
+                    x, y_other, share = mix(x, y, config.mix, config.mix_alpha, g, fill=data.background,
+                                            cutout_side=config.cutout_pixels or CUTOUT_PIXELS[data.name])
+                x = x.contiguous(memory_format=layout)
 
-            def objective():  # the batch's loss, its gradients computed
-                out = model(x)
-                if config.mix in ("mixup", "cutmix"):  # the loss against the mixed label
-                    loss = (share * criterion(out, y, reduction="none")
-                            + (1 - share) * criterion(out, y_other, reduction="none")).mean()
-                else:
-                    loss = criterion(out, y)
-                total = loss + config.l1 * sum(w.abs().sum() for w in l1_params) if config.l1 else loss
-                total.backward()
-                return out, loss
+                def objective():  # the batch's loss, its gradients computed
+                    out = model(x)
+                    if config.mix in ("mixup", "cutmix"):  # the loss against the mixed label
+                        loss = (share * criterion(out, y, reduction="none")
+                                + (1 - share) * criterion(out, y_other, reduction="none")).mean()
+                    else:
+                        loss = criterion(out, y)
+                    total = loss + config.l1 * sum(w.abs().sum() for w in l1_params) if config.l1 else loss
+                    total.backward()
+                    return out, loss
 
-            optimizer.zero_grad(set_to_none=True)
-            out, loss = objective()
-            optimizer.step(lambda: objective()[1]) if two_pass else optimizer.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (out.argmax(1) == y).sum()
+                optimizer.zero_grad(set_to_none=True)
+                out, loss = objective()
+                optimizer.step(lambda: objective()[1]) if two_pass else optimizer.step()
+                loss_sum += loss.detach() * len(y)
+                correct += (out.argmax(1) == y).sum()
         train_loss = loss_sum.item() / n  # the one host sync of the epoch
         if not math.isfinite(train_loss):
             status = "diverged"
@@ -377,7 +402,8 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
             torch=torch.__version__,
             python=platform.python_version(),
             threads=torch.get_num_threads(),
-            memory_format="channels_last" if fast else "nchw",
+            memory_format="channels_last" if layout == torch.channels_last else "nchw",
+            conv_kernels="onednn" if use_onednn else "native",  # records without it: oneDNN
             train_seconds=round(train_seconds, 3),  # the epochs, validation included
             wall_seconds=round(time.perf_counter() - started, 3),  # plus the final test evaluation
             train_images_per_second=round(n * len(history) / train_seconds, 1),

@@ -337,6 +337,7 @@ FAST_VS_EAGER = {
                                             dropout=0.3, augment="shift", optimizer="momentum", lr=0.01),
     "CIFAR-10, flips, label smoothing": RunConfig(dataset="cifar10", train_size=512, epochs=2, batch_size=64,
                                                   augment="shift_flip", label_smoothing=0.1, batch_norm=True),
+    "1998 way, one example a step": RunConfig.lecun1998(train_size=48, epochs=2),
 }
 
 
@@ -388,8 +389,9 @@ def test_channels_last_computes_the_same_function(kwargs):
 
 @pytest.mark.parametrize("name", FAST_VS_EAGER)
 def test_fast_path_gives_the_eager_loss_trajectory(name, float64):
-    """Training with channels-last (the default) and plain NCHW, same seed: the same per-epoch
-    losses and accuracies, and the record says which path ran.
+    """Training on the fast path (the default: channels-last, or at batch size 1 the native
+    kernels) and the plain one (NCHW, oneDNN), same seed: the same per-epoch losses and
+    accuracies, and the record says which path ran.
 
     In float32 the two layouts' kernels round differently (the test above bounds one step), and
     over many steps those differences grow the way any perturbation of SGD does, so a float32
@@ -399,8 +401,11 @@ def test_fast_path_gives_the_eager_loss_trajectory(name, float64):
     that must be nothing."""
     config = FAST_VS_EAGER[name]
     fast, eager = train(config, fast=True), train(config, fast=False)
-    assert fast.record["provenance"]["memory_format"] == "channels_last"
-    assert eager.record["provenance"]["memory_format"] == "nchw"
+    one = config.batch_size == 1  # on a CPU: NCHW with the native kernels instead of channels-last
+    assert (fast.record["provenance"]["memory_format"], fast.record["provenance"]["conv_kernels"]) == \
+        (("nchw", "native") if one else ("channels_last", "onednn"))
+    assert (eager.record["provenance"]["memory_format"], eager.record["provenance"]["conv_kernels"]) == ("nchw", "onednn")
+    assert torch.backends.mkldnn.enabled  # restored after the run
     assert next(fast.model.parameters()).dtype == torch.float64
     for a, b in zip(_curves(fast.record), _curves(eager.record), strict=True):
         for key in ("train_loss", "val_loss"):

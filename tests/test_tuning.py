@@ -228,3 +228,53 @@ def test_every_rung_of_the_ladder_searches_its_own_rate_and_the_page_says_which_
     assert "Steps whose verdict changes once every rung has its own rate: `+ relu` (worse at the shared rates, " \
            "better at their own)." in text
     assert "is being trained" in tuned_ladder_section("full", tmp_path)
+
+
+GRID_SPEC = SPEC.replace("lr_factors: [0.1, 1, 10, 1000000]", "lr_factors: [0.5, 1, 2]")
+
+
+@pytest.mark.usefixtures("mnist_ready")
+def test_what_we_found_judges_each_setting_at_its_own_rate_and_names_the_verdicts_that_change(spec, tmp_path):
+    from test_book import fake_record, store as put
+
+    from lenet_core.book.found import chapter_findings, chapter_section
+    from lenet_core.book.reference import Chapter
+
+    spec.write_text(GRID_SPEC)
+    experiments._load.cache_clear()
+    chapter = Chapter("optimization", "Optimizers", {"optimizer": "adam", "lr": 0.001})
+    adam, sgd = dict(optimizer="adam", lr=0.001), dict(optimizer="sgd", lr=0.05)
+
+    def record(config, acc, val_loss=0.1):
+        rec = fake_record(config, [acc - 0.01, acc])
+        rec["metrics"]["val_loss_best"] = val_loss
+        put(rec)
+
+    def cells_at(params, lr, acc, val_loss=0.1):
+        for config in experiments.experiment("optimization", dataset="mnist", profile="smoke", **{**params, "lr": lr}).configs:
+            record(config, acc + 0.002 * config.seed, val_loss)
+
+    cells_at(adam, 0.001, 0.90)  # the shared rates: SGD is worse than Adam
+    cells_at(sgd, 0.05, 0.80)
+    assert chapter_findings(chapter, "mnist", "smoke").shared is None  # no search stored yet: the shared rates
+    # each search: Adam keeps its 0.001, SGD chooses 0.1 (the lowest validation loss of its long stage)
+    losses = {"adam": ({0.0005: 0.3, 0.001: 0.2, 0.002: 0.5}, {0.0005: 0.25, 0.001: 0.1}),
+              "sgd": ({0.025: 0.4, 0.05: 0.2, 0.1: 0.1}, {0.05: 0.3, 0.1: 0.05})}
+    for stage in (0, 1):
+        for params in (adam, sgd):
+            found = tuning.search("optimization", "mnist", "smoke", **params)
+            for e in (found.short, found.long)[stage]:
+                record(e.configs[0], 0.5, losses[params["optimizer"]][stage][e.config.lr])
+    cells_at(adam, 0.001, 0.90)  # the search seed's long runs are these runs' seed 0: written after them
+    cells_at(sgd, 0.05, 0.80)
+    cells_at(sgd, 0.1, 0.95, val_loss=0.05)  # at its own rate SGD beats Adam
+    found = chapter_findings(chapter, "mnist", "smoke")
+    assert found.shared is not None and [c.summary().mean for c in found.cells] == pytest.approx([0.951, 0.901])
+    assert found.changed() == [("optimizer=sgd, lr=0.05", "worse", "better")]
+    text = chapter_section({"mnist": found})
+    assert "Each setting, the baseline too, is at its own learning rate" in text
+    assert "**Better** than the baseline: `optimizer=sgd, lr=0.05` (+5.00 points" in text
+    assert "At the shared rates the verdicts differ for: `optimizer=sgd, lr=0.05` (worse there, better at its own " \
+           "rate)." in text
+    pending = chapter_findings(chapter, "mnist", "full")  # the full profile's searches are being trained
+    assert pending.shared is None and "own learning rate" not in chapter_section({"mnist": pending})

@@ -16,6 +16,7 @@ from ..findings import ALPHA, Contrast, Family, family_sentences, judge, split_s
 from .cells import Cell, experiment_cell
 from .markdown import GENERATED, IMAGES, dataset_title, figure_md, setting_label
 from .reference import CHAPTERS, Chapter
+from .tuned import own_rate_cells
 
 HEADING = "## What we found"
 VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "undecided": "0.45"}
@@ -23,7 +24,9 @@ VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "undecided": "0.45
 
 @dataclass(frozen=True)
 class ChapterFindings:
-    """One chapter on one dataset: its settings' cells and the family that judges them."""
+    """One chapter on one dataset: its settings' cells and the family that judges them. Where the
+    chapter searches every setting's own learning rate and the searches are complete, the cells and
+    the family are at those rates, and `shared` is the family at the shared rates beside them."""
 
     chapter: Chapter
     dataset: str
@@ -31,17 +34,36 @@ class ChapterFindings:
     cells: list[Cell]
     base: int
     family: Family
+    shared: Family | None = None
+
+    def changed(self) -> list[tuple[str, str, str]]:
+        """At their own rates: the settings whose verdict differs from the shared rates' (label,
+        verdict shared, verdict own); empty at the shared rates."""
+        if self.shared is None:
+            return []
+        own = {c.label: c.verdict for c in self.family.contrasts}
+        return [(c.label, c.verdict, own[c.label]) for c in self.shared.contrasts
+                if c.label in own and own[c.label] != c.verdict]
+
+
+def _family(labels: Sequence[str], cells: Sequence[Cell], base: int) -> Family:
+    return judge([(labels[i], c, cells[base]) for i, c in enumerate(cells) if i != base and c.applicable])
 
 
 def chapter_findings(chapter: Chapter, dataset: str, profile: str, cells: Sequence[Cell] | None = None) -> ChapterFindings:
-    """Every setting of `chapter` on `dataset` against the chapter's baseline (cells are read from
-    the store unless given, in the order of the chapter's parameter sets)."""
+    """Every setting of `chapter` on `dataset` against the chapter's baseline, each at its own
+    learning rate where the chapter's searches are complete (`tuned.own_rate_cells`), else at the
+    shared rates (`cells`, the shared rates' cells, are read from the store unless given, in the
+    order of the chapter's parameter sets)."""
     sets = param_sets(chapter.notebook, profile)
     cells = list(cells) if cells is not None else [experiment_cell(chapter.notebook, dataset, profile, p) for p in sets]
     labels = [setting_label(p) for p in sets]
     base = sets.index(chapter.baseline)
-    family = judge([(labels[i], c, cells[base]) for i, c in enumerate(cells) if i != base and c.applicable])
-    return ChapterFindings(chapter, dataset, labels, cells, base, family)
+    shared = _family(labels, cells, base)
+    own = own_rate_cells(chapter.notebook, dataset, profile)
+    if own is None:
+        return ChapterFindings(chapter, dataset, labels, cells, base, shared)
+    return ChapterFindings(chapter, dataset, labels, own, base, _family(labels, own, base), shared)
 
 
 # A close contender: undecided on validation only for lack of seeds, its raw p below ALPHA (it would
@@ -82,13 +104,27 @@ def _dataset_paragraph(dataset: str, sentences: str, failures: str) -> str:
 
 
 def chapter_section(found: dict[str, ChapterFindings]) -> str:
-    """A chapter page's "What we found": per dataset, the verdicts and the seeds that failed."""
+    """A chapter page's "What we found": per dataset, the verdicts (at each setting's own learning
+    rate where its searches are complete, with the verdicts that differ at the shared rates) and
+    the seeds that failed."""
+    own = [d for d, f in found.items() if f.shared is not None]
+    rates = ""
+    if own:
+        where = "" if len(own) == len(found) else " on " + ", ".join(dataset_title(d) for d in own)
+        rates = (f" Each setting, the baseline too, is at its own learning rate{where} (searched on validation: "
+                 f"\"Each setting at its own learning rate\" below), so that none loses for a rate chosen for "
+                 f"another; the verdicts that differ at the shared rates of the tables are named.")
     out = [f"{HEADING}\n\nEach setting against the chapter's baseline on the same dataset, from the stored runs "
            "(test accuracy at the best-validation epoch). A setting is called better or worse only when the "
            "difference survives Holm's correction for the chapter's number of comparisons on that dataset; "
-           "the intervals are 95% intervals of the difference (Welch).\n"]
+           f"the intervals are 95% intervals of the difference (Welch).{rates}\n"]
     for dataset, f in found.items():
         sentences = family_sentences(f.family, f.labels[f.base])
+        if f.shared is not None:
+            changed = f.changed()
+            sentences += (" At the shared rates the verdicts differ for: " + "; ".join(
+                f"`{label}` ({shared} there, {own} at its own rate)" for label, shared, own in changed) + "."
+                if changed else " At the shared rates every verdict is the same.")
         out.append(_dataset_paragraph(dataset, sentences, failed_seeds(f.labels, f.cells, dataset)))
     return "\n".join(out)
 
@@ -159,6 +195,10 @@ def results_section(profile: str, ladders: dict, ladder_cells: dict, out_dir) ->
            "one before, Holm-corrected over the ladder's rungs); across the chapters, which single changes to the "
            "modern default network matter most (each setting against its chapter's baseline, Holm-corrected "
            "within each chapter and dataset). The figure below shows every one of those comparisons.\n"]
+    own = sorted({f.chapter.title for fs in study.values() for f in fs if f.shared is not None})
+    if own:
+        out[0] = out[0][:-1] + (f" In {', '.join(own)}, every setting is at its own learning rate, searched on "
+                                f"validation, as in that chapter's \"What we found\".\n")
     for d in datasets:
         labels = [r.label for r in ladders[d]]
         cells = ladder_cells[d]
