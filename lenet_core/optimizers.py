@@ -98,7 +98,12 @@ class Both(torch.optim.Optimizer):
         return loss
 
     def state_dict(self):
-        return [part.state_dict() for part in self.parts]
+        return {"parts": [part.state_dict() for part in self.parts]}
+
+    def load_state_dict(self, state_dict):
+        for part, state in zip(self.parts, state_dict["parts"], strict=True):
+            part.load_state_dict(state)
+        self.param_groups = self.parts[0].param_groups + self.parts[1].param_groups  # the parts' new groups
 
 
 def muon_with_adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> Both:
@@ -151,6 +156,10 @@ class SAM(torch.optim.Optimizer):
 
     def state_dict(self):
         return self.base.state_dict()
+
+    def load_state_dict(self, state_dict):
+        self.base.load_state_dict(state_dict)
+        self.param_groups, self.state = self.base.param_groups, self.base.state
 
 
 def schedule_free_adamw(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float):
@@ -231,7 +240,19 @@ class Averaged(torch.optim.Optimizer):
         return self.saved is not None
 
     def state_dict(self):
-        return self.base.state_dict()
+        return dict(base=self.base.state_dict(), average=[a.clone() for a in self.average], steps=self.steps,
+                    count=self.count, epochs=self.epochs,
+                    saved=None if self.saved is None else [w.clone() for w in self.saved])
+
+    @torch.no_grad()
+    def load_state_dict(self, state_dict):
+        self.base.load_state_dict(state_dict["base"])
+        self.param_groups, self.state = self.base.param_groups, self.base.state
+        for a, b in zip(self.average, state_dict["average"], strict=True):
+            a.copy_(b)
+        self.steps, self.count, self.epochs = state_dict["steps"], state_dict["count"], state_dict["epochs"]
+        saved = state_dict["saved"]
+        self.saved = None if saved is None else [b.to(w.device).clone() for w, b in zip(self.weights, saved)]
 
 
 # ---------------------------------------------------------------- the 1998 paper's optimizer

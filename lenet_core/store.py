@@ -2,7 +2,9 @@
 
 A run's key hashes what determines its numbers: the configuration, the
 identity of the data it saw, and the engine version. `train_or_load` makes
-every notebook and sweep resumable: a stored key is loaded, never retrained.
+every notebook and sweep resumable: a stored key is loaded, never retrained,
+and a run interrupted part way carries on from its last epoch
+(`checkpoints/<key>.partial.pt`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ def result_path(key: str) -> Path:
 
 def checkpoint_path(key: str) -> Path:
     return checkpoints_dir() / f"{key}.pt"
+
+
+def partial_path(key: str) -> Path:
+    """Where a run being trained keeps its state after each epoch, to carry on if interrupted."""
+    return checkpoints_dir() / f"{key}.partial.pt"
 
 
 def load(key: str) -> dict | None:
@@ -73,15 +80,23 @@ def describe(record: dict) -> str:
 
 def train_or_load(config: RunConfig, *, device: str | None = None, progress: bool | None = None,
                   force: bool = False, log: Callable[[str], None] | None = print) -> dict:
-    """The stored record of `config` if there is one (and say so), else train it and store it."""
+    """The stored record of `config` if there is one (and say so), else train it and store it.
+    An interrupted run carries on from its last epoch (`partial_path`: its state after each epoch,
+    deleted once the run is stored)."""
     key = run_key(config)
     record = None if force else load(key)
     if record is not None:
         if log:
             log(f"loaded stored run {describe(record)}")
         return record
-    run = train(config, device=device, progress=progress)
+    partial = partial_path(key)
+    if force:
+        partial.unlink(missing_ok=True)
+    elif partial.exists() and log:
+        log(f"resuming run {key} from {partial.name}")
+    run = train(config, device=device, progress=progress, resume=partial)
     save(run, key)
+    partial.unlink(missing_ok=True)
     if log:
         log(f"trained and stored run {describe(run.record)}")
     return run.record

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import platform
 import socket
 import time
@@ -27,6 +28,7 @@ from .data import Splits, splits
 from .diagnostics import trained_summary
 from .mixing import CUTOUT_PIXELS, mix
 from .optimizers import Averaged
+from .paths import atomic_write
 from .model import LeNet5, TableConv2d, count_parameters
 from .registry import AUGMENTATIONS, LOSSES, OPTIMIZERS, SCHEDULES
 
@@ -240,8 +242,22 @@ def fast_layout(batch_size: int, device: torch.device) -> tuple[torch.memory_for
     return torch.channels_last, True
 
 
+def _load_state(path, config: RunConfig, dev: torch.device, layout) -> dict | None:
+    """The state `train` left in `path` for this configuration, on this kind of device and memory
+    format; None when there is none (or it is another run's, or unreadable: the run starts over)."""
+    if path is None:
+        return None
+    try:
+        state = torch.load(path, map_location=dev, weights_only=True)
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError):
+        return None
+    same = (state.get("config") == config.to_dict() and state.get("device") == dev.type
+            and state.get("layout") == str(layout) and state.get("engine_version") == ENGINE_VERSION)
+    return state if same else None
+
+
 def train(config: RunConfig, *, device: str | None = None, progress: bool | None = None,
-          fast: bool = True) -> TrainedRun:
+          fast: bool = True, resume=None) -> TrainedRun:
     """Train `config` and return its record (and its model and weights).
 
     `fast` runs the network in the channels-last memory format, which the CPU
@@ -250,6 +266,12 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
     fast=False is the plain eager path (NCHW, the default kernels). All compute
     the same function: one step agrees to float32 rounding, and in float64
     whole loss trajectories agree (tests/test_train.py).
+
+    `resume`: a file the run keeps its whole state in at the end of every epoch
+    (written atomically; the caller deletes it once the run is stored). Where it
+    holds this configuration's state, the run carries on after its last epoch and
+    gives the record the uninterrupted run gives (its provenance lists the epochs
+    it resumed after).
 
     A non-finite training loss ends the run with status "diverged" instead of
     raising. Test metrics are computed once, after training, for the last
@@ -289,11 +311,22 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
     steps = math.ceil(n / config.batch_size)
 
     history, best, wait, status, stopped_early = [], None, 0, "ok", False
-    started = time.perf_counter()
+    resumed, before = [], 0.0  # epochs resumed after; training seconds spent before this call
+    state = _load_state(resume, config, dev, layout)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"].cpu())
+        g.set_state(state["generator"].cpu())
+        if dev.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), dev)
+        history, best, wait, initial = state["history"], state["best"], state["wait"], state["initial"]
+        resumed, before = state["resumed"] + [len(history)], state["seconds"]
+    started = time.perf_counter() - before
     from tqdm.auto import tqdm  # picks the notebook widget inside Jupyter
 
-    bar = tqdm(range(config.epochs), desc=f"{config.dataset} seed {config.seed}", unit="epoch",
-               disable=not _progress_enabled(progress), leave=False)
+    bar = tqdm(range(len(history), config.epochs), desc=f"{config.dataset} seed {config.seed}", unit="epoch",
+               disable=not _progress_enabled(progress), leave=False, initial=len(history), total=config.epochs)
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
@@ -355,6 +388,13 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
             if config.patience and wait >= config.patience:
                 stopped_early = True
                 break
+        if resume is not None and epoch + 1 < config.epochs:  # everything the next epoch starts from
+            saved = dict(config=config.to_dict(), device=dev.type, layout=str(layout), engine_version=ENGINE_VERSION,
+                         model=model.state_dict(), optimizer=optimizer.state_dict(), rng=torch.get_rng_state(),
+                         generator=g.get_state(), history=history, best=best, wait=wait, initial=initial,
+                         resumed=resumed, seconds=time.perf_counter() - started,
+                         cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None)
+            atomic_write(resume, lambda tmp: torch.save(saved, tmp))
     bar.close()
     train_seconds = time.perf_counter() - started
 
@@ -407,6 +447,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
             train_seconds=round(train_seconds, 3),  # the epochs, validation included
             wall_seconds=round(time.perf_counter() - started, 3),  # plus the final test evaluation
             train_images_per_second=round(n * len(history) / train_seconds, 1),
+            **({"resumed_after_epochs": resumed} if resumed else {}),
         ),
     )
     return TrainedRun(record=record, model=model, weights=weights)

@@ -71,6 +71,32 @@ def test_a_training_crash_stores_nothing(monkeypatch):
     assert not store.results_dir().exists() or not any(store.results_dir().iterdir())
 
 
+def test_an_interrupted_run_carries_on_from_its_last_epoch_and_leaves_no_state_behind(monkeypatch):
+    import importlib
+
+    engine = importlib.import_module("lenet_core.train")  # the module, not the function of that name
+    config = CFG.replace(epochs=3)
+    real, calls = engine.evaluate, []
+
+    def killed_on_the_second_validation(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "evaluate", killed_on_the_second_validation)
+    with pytest.raises(KeyboardInterrupt):
+        store.train_or_load(config, log=None)
+    key = store.run_key(config)
+    assert store.load(key) is None and store.partial_path(key).exists()  # nothing stored, epoch 1 kept
+    monkeypatch.setattr(engine, "evaluate", real)
+    said = []
+    record = store.train_or_load(config, log=said.append)
+    assert said[0] == f"resuming run {key} from {key}.partial.pt"
+    assert record["provenance"]["resumed_after_epochs"] == [1] and len(record["history"]) == 3
+    assert not store.partial_path(key).exists() and store.checkpoint_path(key).exists()
+
+
 def test_an_unreadable_record_is_retrained():
     key = store.run_key(CFG)
     store.result_path(key).parent.mkdir(parents=True)

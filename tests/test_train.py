@@ -422,3 +422,65 @@ def test_cuda_training_matches_cpu_closely():
     gpu = train(cfg, device="cuda").record
     assert gpu["provenance"]["device"] == "cuda"
     assert gpu["history"][0]["train_loss"] == pytest.approx(cpu["history"][0]["train_loss"], rel=1e-2)
+
+
+RESUMABLE = {
+    "Adam": RunConfig(train_size=256, epochs=4, batch_size=64),
+    "momentum, step schedule, batch norm, dropout, shift": RunConfig(
+        train_size=256, epochs=4, batch_size=64, optimizer="momentum", lr=0.05, schedule="step",
+        batch_norm=True, dropout=0.3, augment="shift"),
+    "AdamW cosine, mixup": RunConfig(train_size=256, epochs=4, batch_size=64, optimizer="adamw", lr=0.003,
+                                     schedule="cosine", weight_decay=0.01, mix="mixup"),
+    "Muon": RunConfig(train_size=256, epochs=4, batch_size=64, optimizer="muon", lr=0.003, schedule="cosine"),
+    "Lion": RunConfig(train_size=256, epochs=4, batch_size=64, optimizer="lion", lr=0.0003),
+    "schedule-free AdamW, batch norm": RunConfig(train_size=256, epochs=4, batch_size=64,
+                                                 optimizer="schedule_free_adamw", lr=0.003, batch_norm=True),
+    "SAM on AdamW, EMA": RunConfig(train_size=256, epochs=4, batch_size=64, optimizer="sam_adamw", lr=0.003,
+                                   average="ema"),
+    "SWA, batch norm": RunConfig(train_size=256, epochs=4, batch_size=64, average="swa", swa_start=0.25,
+                                 batch_norm=True),
+    "early stopping": RunConfig(train_size=256, epochs=6, batch_size=64, lr=0.03, patience=2),
+    "1998 way, one example a step": RunConfig.lecun1998(train_size=32, epochs=4),
+}
+
+
+@pytest.mark.parametrize("name", RESUMABLE)
+def test_an_interrupted_run_resumes_to_the_record_it_would_have_given(name, tmp_path, monkeypatch):
+    """Killed during epoch 3 (after the state of epoch 2 was written), then run again with the same
+    state file: the same history, metrics and diagnostics as the run that was never interrupted."""
+    import importlib
+
+    engine = importlib.import_module("lenet_core.train")
+    config = RESUMABLE[name]
+    whole = train(config).record
+    state = tmp_path / "run.partial.pt"
+    real, calls = engine.evaluate, []
+
+    def killed_on_the_third_validation(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3 * (1 + (config.average != "none")):  # averaged runs validate twice an epoch
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "evaluate", killed_on_the_third_validation)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, resume=state)
+    monkeypatch.setattr(engine, "evaluate", real)
+    assert len(torch.load(state, weights_only=True)["history"]) == 2
+    again = train(config, resume=state).record
+    assert again["provenance"]["resumed_after_epochs"] == [2] and "resumed_after_epochs" not in whole["provenance"]
+    assert _curves(again) == _curves(whole)
+    assert again["metrics"] == whole["metrics"] and again["status"] == whole["status"]
+    assert again["diagnostics"] == whole["diagnostics"]
+
+
+def test_a_state_file_of_another_run_is_not_resumed(tmp_path):
+    state = tmp_path / "run.partial.pt"
+    config = RunConfig(train_size=128, epochs=2, batch_size=64)
+    train(config.replace(seed=1), resume=state)  # leaves the state of its epoch 1
+    assert torch.load(state, weights_only=True)["config"]["seed"] == 1
+    record = train(config, resume=state).record  # another seed: it starts over
+    assert "resumed_after_epochs" not in record["provenance"]
+    assert _curves(record) == _curves(train(config).record)
+    state.write_bytes(b"not a state file")  # unreadable: starts over too
+    assert _curves(train(config, resume=state).record) == _curves(record)
