@@ -138,6 +138,19 @@ def cmd_store_orphans(args) -> int:
     return 0
 
 
+def cmd_store_backlog(args) -> int:
+    from . import backlog
+    from .experiments import PROFILES
+
+    if args.profile not in PROFILES:
+        raise UserError(f"unknown profile {args.profile!r}; valid: {', '.join(PROFILES)}")
+    print(backlog.report(args.profile))
+    if args.train:
+        trained = backlog.train(args.profile, device=args.device)
+        print(f"trained {trained} run{'s' if trained != 1 else ''}; nothing is left that another worker has not claimed")
+    return 0
+
+
 def cmd_book_render(args) -> int:
     from . import book
 
@@ -216,11 +229,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("store", help="look after the run store",
                        description="`orphans` lists the stored runs that no profile of notebooks/sweep.yml plans "
                                    "(for example after the published copy of a dataset changed); --remove "
-                                   "deletes them and their weights.")
-    ssub = p.add_subparsers(dest="store_command", required=True, metavar="{orphans}")
+                                   "deletes them and their weights. `backlog` counts, costs and trains the runs "
+                                   "planned but not yet published.")
+    ssub = p.add_subparsers(dest="store_command", required=True, metavar="{orphans,backlog}")
     p = ssub.add_parser("orphans", help="list (or remove) stored runs no profile plans")
     p.add_argument("--remove", action="store_true", help="delete them and their weights")
     p.set_defaults(func=cmd_store_orphans)
+    p = ssub.add_parser("backlog", help="count, cost and train the runs planned but not yet published",
+                        description="The runs a profile plans that the book does not publish yet (pending "
+                                    "parts of notebooks/sweep.yml, learning-rate searches as far as they are "
+                                    "known, copies being trained, the copy comparison): per part, how many are "
+                                    "not stored, their epochs and estimated CPU-hours. --train trains them, the "
+                                    "costliest first, round by round until none is left; start one per core "
+                                    "(LENET_THREADS=1): each claims a run before training it.")
+    p.add_argument("--profile", default="full", help="smoke, quick or full (default: full)")
+    p.add_argument("--train", action="store_true", help="train them (interrupted runs carry on)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.set_defaults(func=cmd_store_backlog)
 
     p = sub.add_parser("book", help="render the book's generated pages from the run store")
     bsub = p.add_subparsers(dest="book_command", required=True, metavar="{render}")

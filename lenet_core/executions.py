@@ -17,17 +17,22 @@ from .spec import pending_sets
 
 def pending_configs(profile: str, notebook: str | None = None) -> list[RunConfig]:
     """The runs of `profile` still being trained (of one notebook, or of all): every `more_seeds`
-    entry marked pending, and the parameter sets an entry's `pending` names. Planned (their stored
-    runs belong in the store) but not yet published, and not yet required to be complete."""
+    entry marked pending, the parameter sets an entry's `pending` names (with their learning-rate
+    searches), and every search while the profile's are pending. Planned (their stored runs belong
+    in the store) but not yet published, and not yet required to be complete."""
     configs = pending_seed_configs(profile) if notebook is None else []
     entries = load_spec()["notebooks"] if notebook is None else {notebook: check_notebook(notebook)}
     searching = profile in (load_spec().get("lr_search") or {}).get("pending", [])
     for name, entry in entries.items():
-        if searching and entry.get("lr_factors"):  # the learning-rate searches, as far as they are known
-            for params in param_sets(name, profile):
+        if entry.get("lr_factors"):  # the learning-rate searches, as far as they are known: every set's
+            # while the profile's searches are being trained, else those of the sets still pending
+            for params in param_sets(name) if searching else pending_sets(entry, profile):
                 for dataset in profile_settings(name, profile)["datasets"]:
-                    configs += [c for e in notebook_experiments(name, dataset, profile, tune_lr=True, **params)
-                                for c in e.configs]
+                    try:
+                        exps = notebook_experiments(name, dataset, profile, tune_lr=True, **params)
+                    except ValueError:  # a combination the dataset does not allow
+                        continue
+                    configs += [c for e in exps for c in e.configs]
         for params in pending_sets(entry, profile):
             for dataset in profile_settings(name, profile)["datasets"]:
                 try:
