@@ -30,3 +30,20 @@ def mnist_ready():
         return data.provenance("mnist")
     except data.DataError as exc:
         pytest.fail(f"{exc}", pytrace=False)
+
+
+@pytest.fixture
+def use_spec(tmp_path, monkeypatch):
+    """A sweep specification of the test's own: `use_spec(text)` writes it, points the project at
+    it and returns its path (the loaded specification is forgotten before and after)."""
+    from lenet_core import experiments
+
+    def use(text: str):
+        path = tmp_path / "sweep.yml"
+        path.write_text(text)
+        monkeypatch.setenv("LENET_SWEEP_SPEC", str(path))
+        experiments._load.cache_clear()
+        return path
+
+    yield use
+    experiments._load.cache_clear()

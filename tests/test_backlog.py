@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from lenet_core import backlog, experiments, store, tuning
+from lenet_core import backlog, store, tuning
 from lenet_core.cli import main
 
 pytestmark = pytest.mark.usefixtures("mnist_ready")
@@ -28,13 +28,8 @@ notebooks:
 
 
 @pytest.fixture
-def spec(tmp_path, monkeypatch):
-    path = tmp_path / "sweep.yml"
-    path.write_text(SPEC)
-    monkeypatch.setenv("LENET_SWEEP_SPEC", str(path))
-    experiments._load.cache_clear()
-    yield path
-    experiments._load.cache_clear()
+def spec(use_spec):
+    return use_spec(SPEC)
 
 
 @pytest.mark.usefixtures("spec")

@@ -202,6 +202,21 @@ def test_the_goals_say_plainly_what_was_reached_and_what_was_not(tmp_path):
 
 
 @pytest.mark.usefixtures("mnist_ready")
+def test_the_papers_parts_are_replaced_one_at_a_time_with_each_steps_verdict():
+    from lenet_core.book.results import CLASSIC_WAYS, substitutions_section
+
+    for (_, params), acc in zip(CLASSIC_WAYS, (0.90, 0.95, 0.95)):
+        for config in experiment("classic", dataset="mnist", profile="smoke", **params).configs:
+            store(fake_record(config, [acc - 0.05, acc + 0.002 * config.seed]))
+    text = substitutions_section("smoke")  # the searches of each way's own rate: none stored
+    assert "| MNIST | as the paper trained it | 0.0005 | 90.10 ± 1.27 (n=2) | – | searching | – | – |" in text
+    assert "|  | with softmax cross-entropy | 0.0005 | 95.10 ± 1.27 (n=2) | +5.00 (better) | searching |" in text
+    assert "|  | with the two substitutes | 0.05 | 95.10 ± 1.27 (n=2) | +0.00 (undecided) | searching |" in text
+    pending = substitutions_section("full")  # the paper's optimizer is being trained there
+    assert "runs of the full profile are being trained: 0 of the" in pending and "|" not in pending
+
+
+@pytest.mark.usefixtures("mnist_ready")
 def test_what_the_lossy_copy_cost_is_pending_until_every_official_run_is_stored_then_compared(monkeypatch):
     from lenet_core import experiments
 
@@ -296,10 +311,10 @@ def _book_copy(root: Path) -> dict:
     rule = re.search(r"^lr_search: .*pending: \[full\]\}$", spec, re.M)
     assert rule, "the lr_search rule has moved: update the site test's copy of it"
     spec = spec.replace(rule.group(0), rule.group(0).replace("[full]", "[smoke, full]"))
-    # so would the 1998 network trained the paper's way (one example a step): pending there too
-    paper = "    pending: {full: [{preset: lecun1998}]}"
-    assert spec.count(paper) == 1, "the classic entry's pending set has moved: update the site test's copy of it"
-    (root / "sweep.yml").write_text(spec.replace(paper, "    pending: {smoke: [{preset: lecun1998}], full: [{preset: lecun1998}]}"))
+    # so would the 1998 network trained with the paper's optimizer (one example a step): pending there too
+    paper = "      full: [{preset: lecun1998}, {preset: lecun1998, output: linear, loss: cross_entropy}]\n"
+    assert spec.count(paper) == 1, "the classic entry's pending sets have moved: update the site test's copy of them"
+    (root / "sweep.yml").write_text(spec.replace(paper, paper.replace("full:", "smoke:") + paper))
     env = {k: v for k, v in os.environ.items() if k != "LENET_PROFILE"}
     env.update(LENET_RESULTS_DIR=str(root / "results"), LENET_CHECKPOINTS_DIR=str(root / "checkpoints"),
                LENET_EXECUTED_DIR=str(root / "book" / "runs"), LENET_PROGRESS="0",

@@ -21,7 +21,7 @@ import torch
 
 distributed = pytest.importorskip("distributed")
 
-from lenet_core import experiments, sweep  # noqa: E402
+from lenet_core import sweep  # noqa: E402
 from lenet_core.train import train  # noqa: E402
 from lenet_core.paths import checkpoints_dir, results_dir  # noqa: E402
 from lenet_core.store import run_key  # noqa: E402
@@ -70,13 +70,9 @@ class Cluster:
 
 
 @pytest.fixture
-def spec(tmp_path, monkeypatch):
-    path = tmp_path / "sweep.yml"
-    path.write_text(SPEC)
-    monkeypatch.setenv("LENET_SWEEP_SPEC", str(path))
+def spec(tmp_path, monkeypatch, use_spec):
     monkeypatch.setenv("LENET_EXECUTED_DIR", str(tmp_path / "executed"))
-    experiments._load.cache_clear()
-    return path
+    return use_spec(SPEC)
 
 
 @pytest.fixture

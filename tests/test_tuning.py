@@ -23,13 +23,8 @@ notebooks:
 
 
 @pytest.fixture
-def spec(tmp_path, monkeypatch):
-    path = tmp_path / "sweep.yml"
-    path.write_text(SPEC)
-    monkeypatch.setenv("LENET_SWEEP_SPEC", str(path))
-    experiments._load.cache_clear()
-    yield path
-    experiments._load.cache_clear()
+def spec(use_spec):
+    return use_spec(SPEC)
 
 
 def _stored(exp):

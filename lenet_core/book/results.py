@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import plots, tuning
-from ..executions import notebook_experiments
+from ..executions import notebook_experiments, pending_configs
 from ..experiments import kind, ladder, load_spec, notebook_of_kind, param_sets, profile_settings
 from ..train import view_count
 from ..stats import welch_p
@@ -13,13 +13,70 @@ from .cells import cell_of, experiment_cell, stored_of
 from .changes import one_change_section
 from .tuned import tuned_ladder_section
 from .executed import notebooks_section
-from .found import ladder_figure_note, results_section
+from .found import ladder_family, ladder_figure_note, results_section
 from .markdown import GENERATED, IMAGES, cifar_note, dataset_title, figure_md, format_p, md_table, profile_text
 from .reference import CHAPTERS, CLASSIC_GOAL, GOALS, PUBLISHED
 
 
-# The classic notebook's two ways of training the 1998 network: (how the page names it, its parameter set).
-CLASSIC_WAYS = (("with the two substitutes", {}), ("as the paper trained it", {"preset": "lecun1998"}))
+# The classic notebook's ways of training the 1998 network, from the paper's to the ladder's start, each
+# replacing one more of the paper's parts: (how the page names it, its parameter set).
+PAPER = {"preset": "lecun1998"}
+CLASSIC_WAYS = (("as the paper trained it", PAPER),
+                ("with softmax cross-entropy", {**PAPER, "output": "linear", "loss": "cross_entropy"}),
+                ("with the two substitutes", {}))
+
+
+def substitutions_section(profile: str) -> str:
+    """The paper's output layer and optimizer replaced one at a time (the classic notebook's ways,
+    `CLASSIC_WAYS`): per dataset, each way with the step from the one before and its verdict
+    (Holm over the steps); how far the runs are while some are being trained."""
+    heading = "## The paper's parts replaced one at a time"
+    ways = [(label, params) for label, params in CLASSIC_WAYS if params in param_sets("classic")]
+    if len(ways) < 2:
+        return ""
+    intro = (f"{heading}\n\nThe 1998 network as the paper trained it (Euclidean RBF outputs, the MAP criterion, "
+             "one example a step with stochastic diagonal Levenberg-Marquardt), then with a linear output layer and "
+             "softmax cross-entropy instead of the RBF units and their criterion, then with SGD with momentum on "
+             "mini-batches of 32 instead of the paper's optimizer: the network the ladder starts from. Each is the "
+             "classic notebook's, with its epochs and seeds.\n")
+    if any(params not in param_sets("classic", profile) for _, params in ways):
+        stored, wanted = stored_of(pending_configs(profile, "classic"))
+        return (f"{intro}\nIts runs of the {profile} profile are being trained: {stored} of the {wanted} runs known so "
+                f"far are in the store. The comparison appears here once all of them are.\n")
+    searched = bool(tuning.factors("classic"))
+    out = [intro + "Test accuracy (%) at the best-validation epoch, mean ± 95% CI, at the rate of each way's "
+           "recipe" + (" and at its own rate, searched on validation as in the classic notebook" if searched else "")
+           + "; Δ: the step from the way before, with its verdict (Holm's correction over the steps of each "
+           "dataset).\n"]
+
+    def steps(labels, cells):
+        if any(c is None for c in cells):
+            return {}
+        return {c.label: f"{100 * c.difference.mean:+.2f} ({c.verdict})"
+                for c in ladder_family(labels, cells).contrasts if c.verdict != "untested"}
+
+    rows, labels = [], [label for label, _ in ways]
+    for d in profile_settings("classic", profile)["datasets"]:
+        shared = [experiment_cell("classic", d, profile, params) for _, params in ways]
+        recipes = [notebook_experiments("classic", d, profile, **params)[0].config.lr for _, params in ways]
+        rates, own = [], []
+        for _, params in ways:
+            found = tuning.search("classic", d, profile, **params) if searched else None
+            rates.append("searching" if found and found.chosen is None else f"{found.chosen:g}" if found else "–")
+            own.append(cell_of(tuning.tuned("classic", d, profile, found=found, **params))
+                       if found and found.chosen is not None else None)
+        shared_steps, own_steps = steps(labels, shared), steps(labels, own)
+        for i, label in enumerate(labels):
+            row = [dataset_title(d) if i == 0 else "", label, f"{recipes[i]:g}", shared[i].text(),
+                   shared_steps.get(label, "–")]
+            if searched:
+                row += [rates[i], own[i].text() if own[i] is not None else "–", own_steps.get(label, "–")]
+            rows.append(row)
+    headers = ["dataset", "the 1998 network", "recipe rate", "at the recipe rate", "Δ (points)"]
+    if searched:
+        headers += ["own rate", "at its own rate", "Δ (points)"]
+    out.append(md_table(headers, rows, "llr" + "rr" + ("rrr" if searched else "")))
+    return "\n".join(out)
 
 
 def goals_fragment(profile: str, ladders: dict, cells: dict) -> str:
@@ -29,7 +86,9 @@ def goals_fragment(profile: str, ladders: dict, cells: dict) -> str:
            "widths (6 and 16 filters, 120 and 84 units); its best rung is the one with the highest mean.\n"]
     rows = []
     error, slack = CLASSIC_GOAL.error, CLASSIC_GOAL.error_within
-    for label, params in CLASSIC_WAYS:
+    for label, params in reversed(CLASSIC_WAYS):
+        if params not in (PAPER, {}):  # the goal is the ladder's start, and the paper's network
+            continue
         goal = f"1998 network {label}: test error within {slack} points of the paper's {error}%"
         if params not in param_sets("classic"):
             continue
@@ -194,6 +253,7 @@ def results_fragment(profile: str, out_dir: Path) -> str:
             rows.append([rung.label, f"`{changes[i]}`" if i else changes[i], cell.text(), delta, p])
         out.append(md_table(["rung", "change", "test accuracy (%)", "Δ (points)", "p"], rows, "llrrr"))
 
+    out.append(substitutions_section(profile))
     out.append(tuned_ladder_section(profile, out_dir))
     out.append(one_change_section(profile, out_dir))
     out.append("## Beside the published numbers\n\n"
