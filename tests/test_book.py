@@ -267,6 +267,16 @@ def test_a_published_setup_with_a_goal_is_on_the_goals_table_reached_or_not():
     assert rows[goals[near]["title"]][3] == "**reached**"
     assert rows[goals[far]["title"]][3].startswith("**not reached**: 3.46 points below")
     assert "within 1 point of the published 76.23%" in rows[goals[far]["title"]][1]
+    assert "at the last epoch ours is" in rows[goals[far]["title"]][3]
+    # past its best epoch by the end: 1.8 points above at the best-validation epoch, within 1 at the last
+    above = "bigballon_baseline"
+    for seed, config in enumerate(published_setup(above, profile="full").configs):
+        record = fake_record(config, [0.5, goals[above]["published_value"] + 0.018 + 0.001 * (seed - 1)])
+        record["metrics"]["test_acc_last"] = goals[above]["published_value"] - 0.003 + 0.001 * (seed - 1)
+        store(record)
+    verdict = {row[1].split(":")[0]: row for row in book.published_goal_rows("full")}[goals[above]["title"]][3]
+    assert verdict.startswith("**not reached**: 1.80 points above")
+    assert verdict.endswith("at the last epoch ours is 60.11 ± 0.25 (n=3), 0.30 points below, within 1")
     assert book.published_goal_rows("smoke") == []  # no CIFAR-10 in the smoke profile
 
 
