@@ -77,18 +77,21 @@ def _speed_key(config: RunConfig, coarse: int = 0) -> tuple:
     return key[:len(key) - coarse]
 
 
+RECENT = 20  # the stored runs a speed is the median of: the latest, trained by the engine as it is now
+
+
 def speeds(records) -> dict[tuple, float]:
-    """Median training images a second (validation included) of the stored runs, by every
-    coarseness of `_speed_key`."""
-    samples: dict[tuple, list[float]] = {}
+    """Median training images a second (validation included) of the latest RECENT stored runs of
+    each coarseness of `_speed_key`."""
+    samples: dict[tuple, list[tuple[str, float]]] = {}
     for record in records:
         speed = record["provenance"].get("train_images_per_second")
         if not speed or record["status"] != "ok":
             continue
         config = RunConfig.from_dict(record["config"])
         for coarse in range(4):
-            samples.setdefault(_speed_key(config, coarse), []).append(speed)
-    return {k: statistics.median(v) for k, v in samples.items()}
+            samples.setdefault(_speed_key(config, coarse), []).append((record["provenance"]["date"], speed))
+    return {k: statistics.median(speed for _, speed in sorted(v)[-RECENT:]) for k, v in samples.items()}
 
 
 def seconds(config: RunConfig, speed: dict[tuple, float]) -> float | None:
