@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from .. import tuning
 from ..executions import notebook_experiments
+from ..experiments import check_notebook, kind, param_sets
 from ..records import Runs
 from .markdown import pct
 
@@ -49,6 +51,25 @@ def experiment_cell(notebook: str, dataset: str, profile: str, params: dict, see
     except ValueError:  # a combination this dataset does not allow
         return Cell(applicable=False)
     return cell_of(exp)
+
+
+def own_rate_cells(notebook: str, dataset: str, profile: str) -> list[Cell] | None:
+    """Each parameter set of the grid `notebook` on `dataset` at its own learning rate, in the order
+    of the sets, once every one of their searches in `profile` has chosen; None where the entry
+    searches no rate, the profile's searches are being trained, or one of them is not complete."""
+    if not tuning.tuned_sets(notebook, profile) or kind(check_notebook(notebook)) != "grid":
+        return None
+    cells = []
+    for params in param_sets(notebook, profile):
+        try:
+            found = tuning.search(notebook, dataset, profile, **params)
+        except ValueError:  # a combination this dataset does not allow
+            cells.append(Cell(applicable=False))
+            continue
+        if found.chosen is None:
+            return None
+        cells.append(cell_of(tuning.tuned(notebook, dataset, profile, found=found, **params)))
+    return cells
 
 
 def epochs_to_target(cell: Cell, target: float) -> str:

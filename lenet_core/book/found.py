@@ -13,10 +13,9 @@ from .. import plots
 from ..data import DATASETS
 from ..experiments import param_sets, profile_settings
 from ..findings import ALPHA, Contrast, Family, family_sentences, judge, split_seeds
-from .cells import Cell, experiment_cell
+from .cells import Cell, experiment_cell, own_rate_cells
 from .markdown import GENERATED, IMAGES, dataset_title, figure_md, setting_label
 from .reference import CHAPTERS, Chapter
-from .tuned import own_rate_cells
 
 HEADING = "## What we found"
 VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "undecided": "0.45"}
@@ -52,7 +51,7 @@ def _family(labels: Sequence[str], cells: Sequence[Cell], base: int) -> Family:
 
 def chapter_findings(chapter: Chapter, dataset: str, profile: str, cells: Sequence[Cell] | None = None) -> ChapterFindings:
     """Every setting of `chapter` on `dataset` against the chapter's baseline, each at its own
-    learning rate where the chapter's searches are complete (`tuned.own_rate_cells`), else at the
+    learning rate where the chapter's searches are complete (`cells.own_rate_cells`), else at the
     shared rates (`cells`, the shared rates' cells, are read from the store unless given, in the
     order of the chapter's parameter sets)."""
     sets = param_sets(chapter.notebook, profile)

@@ -8,9 +8,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from .. import plots, tuning
-from ..experiments import check_notebook, kind, param_sets, profile_settings
+from ..experiments import param_sets, profile_settings
 from ..stats import welch_p
-from .cells import Cell, cell_of, experiment_cell, stored_of
+from .cells import cell_of, experiment_cell, stored_of
 from .markdown import GENERATED, IMAGES, dataset_title, figure_md, format_p, md_table, setting_label
 from .reference import Chapter
 
@@ -40,25 +40,6 @@ def lr_curves(searches: dict[str, tuning.Search], title: str = "", ax=None):
         ax.legend(frameon=False, fontsize=7, ncol=2)
     plots.style(ax)
     return ax.figure
-
-
-def own_rate_cells(notebook: str, dataset: str, profile: str) -> list[Cell] | None:
-    """Each parameter set of the grid `notebook` on `dataset` at its own learning rate, in the order
-    of the sets, once every one of their searches in `profile` has chosen; None where the entry
-    searches no rate, the profile's searches are being trained, or one of them is not complete."""
-    if not tuning.tuned_sets(notebook, profile) or kind(check_notebook(notebook)) != "grid":
-        return None
-    cells = []
-    for params in param_sets(notebook, profile):
-        try:
-            found = tuning.search(notebook, dataset, profile, **params)
-        except ValueError:  # a combination this dataset does not allow
-            cells.append(Cell(applicable=False))
-            continue
-        if found.chosen is None:
-            return None
-        cells.append(cell_of(tuning.tuned(notebook, dataset, profile, found=found, **params)))
-    return cells
 
 
 def tuned_section(chapter: Chapter, profile: str, out_dir: Path) -> str:
