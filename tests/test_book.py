@@ -537,3 +537,13 @@ def test_a_chapter_being_trained_shows_how_many_runs_are_in_and_no_number(monkey
     assert f"being trained: {stored} of {len(configs)} are in the store" in text
     assert "## What the papers report" in text and "**Cutout** (DeVries and Taylor 2017)" in text
     assert "What we found" not in text and "±" not in text and "Test accuracy" not in text
+
+
+def test_the_lossy_note_shows_only_while_the_book_publishes_a_lossy_copy(monkeypatch):
+    from lenet_core import experiments
+    from lenet_core.book.markdown import cifar_note
+
+    monkeypatch.setattr(experiments, "published_copy", lambda dataset: "jpeg")
+    assert "come from a lossy JPEG copy of CIFAR-10" in cifar_note()
+    monkeypatch.setattr(experiments, "published_copy", lambda dataset: "official")
+    assert cifar_note() == ""
