@@ -112,15 +112,12 @@ def _images(config: RunConfig) -> int:
 
 
 def stored_records():
-    import json
-
+    """Every readable record of the run store (`store.load`, as every reader of the store)."""
     from .store import results_dir
 
     for path in results_dir().glob("*.json"):
-        try:
-            yield json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
+        if (record := load(path.stem)) is not None:
+            yield record
 
 
 def report(profile: str) -> str:
