@@ -5,7 +5,7 @@
 
 Three numbers, all on one thread, in one process:
 
-* ENGINE: steps per second of `lenet_core.train.train` itself training `RunConfig.lecun1998`
+* ENGINE: steps per second of `lenet_core.train.train` itself training `RunConfig.classic`
   (RBF outputs, the MAP criterion, SDLM, batch size 1) for one pass over `--steps` examples, its
   curvature estimate taken out (timed on its own below) and its validation pass included.
 * BARE: the same network and optimizer in the leanest loop there is (index, forward, loss,
@@ -66,7 +66,7 @@ def main(argv=None) -> None:
     parser.add_argument("--dataset", default="mnist")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    config = RunConfig.lecun1998(args.dataset, epochs=1, train_size=args.steps)
+    config = RunConfig.classic(args.dataset, epochs=1, train_size=args.steps)
 
     curvature = curvature_seconds(config)
     run = train(config, progress=False)

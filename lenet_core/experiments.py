@@ -210,34 +210,48 @@ def experiment(notebook: str, *, dataset: str = "mnist", profile: str = "quick",
     return Experiment(notebook, dataset, profile, configs, label)
 
 
-def rung_changes(dataset: str = "mnist", profile: str = "quick", notebook: str | None = None) -> list[tuple[str, dict]]:
+def rung_changes(dataset: str = "mnist", profile: str = "quick", notebook: str | None = None,
+                 include_pending: bool = False) -> list[tuple[str, dict]]:
     """The rungs of `notebook`'s ladder (default: the notebook of kind ladder) as (name, the fields
     the rung sets), resolved for `dataset`; a rung's `epochs_factor` becomes its epochs, the
     factor times the profile's epochs (per dataset, like any value), so the rung stays in
-    proportion in every profile."""
+    proportion in every profile. A rung `pending` in `profile` (being trained, not yet published)
+    is left out unless `include_pending`, its fields joining the rung above it, so every rung above
+    keeps its configuration."""
     notebook = notebook or notebook_of_kind("ladder")
     epochs = profile_settings(notebook, profile)["epochs"]
-    out = []
+    out, carried = [], {}
     for rung in check_notebook(notebook)["ladder"]:
         rung = {k: per_dataset(v, dataset) for k, v in rung.items()}
         name = rung.pop("rung")
+        pending = profile in rung.pop("pending", [])
         factor = rung.pop("epochs_factor", None)
         if factor is not None:
             if not isinstance(factor, (int, float)) or factor <= 0:
                 raise ValueError(f"rung {name!r}: epochs_factor must be a positive number, got {factor!r}")
             rung["epochs"] = max(1, round(epochs * factor))
-        out.append((name, rung))
+        if pending and not include_pending:
+            carried.update(rung)
+            continue
+        out.append((name, {**carried, **rung}))
+        carried = {}
     return out
 
 
+def pending_rungs(profile: str, notebook: str | None = None) -> list[str]:
+    """The names of the ladder's rungs still being trained in `profile` (left out of its pages)."""
+    notebook = notebook or notebook_of_kind("ladder")
+    return [r["rung"] for r in check_notebook(notebook)["ladder"] if profile in r.get("pending", [])]
+
+
 def ladder(dataset: str = "mnist", profile: str = "quick", seeds: list[int] | None = None,
-           data_copy: str | None = None, notebook: str | None = None) -> list[Experiment]:
+           data_copy: str | None = None, notebook: str | None = None, include_pending: bool = False) -> list[Experiment]:
     """The cumulative modernization ladder of `notebook` (default: the notebook of kind ladder):
     rung k = rung k-1 plus one change (`rung_changes`)."""
     notebook = notebook or notebook_of_kind("ladder")
     changes: dict = {}
     rungs = []
-    for name, rung in rung_changes(dataset, profile, notebook):
+    for name, rung in rung_changes(dataset, profile, notebook, include_pending):
         changes.update(rung)
         rungs.append(experiment(notebook, dataset=dataset, profile=profile, seeds=seeds, label=name,
                                 data_copy=data_copy, **changes))

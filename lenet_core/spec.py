@@ -26,12 +26,12 @@ PROFILE_KEYS = ("epochs", "train_size", "seeds", "datasets")
 KINDS = ("grid", "ladder", "setups", "one_change")
 ENTRY_KEYS = ("kind", "base", "params", "profiles", "pending")
 KIND_KEYS = {"grid": (), "ladder": ("ladder",), "setups": ("setups",), "one_change": ("of", "top")}  # required
-OPTIONAL_KIND_KEYS = {"grid": ("more_seeds", "lr_factors"), "ladder": ("lr_factors",), "setups": (),
+OPTIONAL_KIND_KEYS = {"grid": ("more_seeds", "lr_factors", "map_j_grid"), "ladder": ("lr_factors",), "setups": (),
                       "one_change": ("start",)}
 # A one_change entry's runs are its ladder's: its profiles choose only seeds and datasets.
 ONE_CHANGE_PROFILE_KEYS = ("seeds", "datasets")
 SETUP_KEYS = ("title", "dataset", "reference", "config")
-RUNG_KEYS = ("rung", "epochs_factor")
+RUNG_KEYS = ("rung", "epochs_factor", "pending")
 PER_DATASET = (*DATASETS, "default")  # the keys of a value chosen per dataset
 
 
@@ -97,6 +97,21 @@ def _lr_factors(check: Layout, factors, where: str) -> None:
                           f"[0.1, 0.3, 1, 3, 10]; got {factors!r}")
 
 
+def _map_j_grid(check: Layout, entry: dict, where: str) -> None:
+    """Values of the MAP criterion's constant j, searched at the chosen rate: increasing, positive,
+    with RunConfig's default among them; the entry must search its rate (lr_factors)."""
+    from .config import RunConfig
+
+    grid = entry["map_j_grid"]
+    if not isinstance(grid, list) or len(grid) < 2 or RunConfig.map_j not in grid or \
+            not all(isinstance(j, (int, float)) and not isinstance(j, bool) and j > 0 for j in grid) or \
+            sorted(set(grid)) != grid:
+        check.fail(where, f"expected increasing positive values of j with the default {RunConfig.map_j:g} among "
+                          f"them, such as [1, 10, 100]; got {grid!r}")
+    if "lr_factors" not in entry:
+        check.fail(where, "j is searched at the rate the learning-rate search chooses: the entry needs lr_factors")
+
+
 def _profile(check: Layout, settings, where: str, required) -> None:
     settings = check.mapping(settings, where, PROFILE_KEYS, required)
     if "datasets" in settings:
@@ -128,6 +143,8 @@ def _notebook(check: Layout, entry, where: str) -> None:
         _pending(check, entry, f"{where}.pending")
     if "lr_factors" in entry:
         _lr_factors(check, entry["lr_factors"], f"{where}.lr_factors")
+    if "map_j_grid" in entry:
+        _map_j_grid(check, entry, f"{where}.map_j_grid")
     if what == "ladder":
         if not isinstance(entry["ladder"], list) or not entry["ladder"]:
             check.fail(f"{where}.ladder", "expected a list of rungs")
@@ -135,6 +152,13 @@ def _notebook(check: Layout, entry, where: str) -> None:
             rung = _config(check, rung, f"{where}.ladder[{i}]", [*RUNG_KEYS, *config_fields()])
             if "rung" not in rung:
                 check.fail(f"{where}.ladder[{i}]", "missing 'rung' (the rung's name)")
+            pending = rung.get("pending", [])
+            if not isinstance(pending, list) or not all(p in PROFILES for p in pending):
+                check.fail(f"{where}.ladder[{i}].pending", f"expected a list of profiles; got {pending!r}; "
+                                                           f"valid: {', '.join(PROFILES)}")
+        if all(r.get("pending") for r in entry["ladder"][-1:]):
+            check.fail(f"{where}.ladder[{len(entry['ladder']) - 1}].pending",
+                       "the top rung cannot be pending: a pending rung's changes join the rung above it")
 
 
 def _one_change(check: Layout, entry: dict, where: str, notebooks: dict) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .config import RunConfig
 from .experiments import (Experiment, build_config, check_notebook, experiment, kind, load_spec, param_sets,
                           profile_settings, rung_changes)
 
@@ -94,12 +95,13 @@ def tuned_sets(notebook: str, profile: str) -> list[dict]:
     return [{**params, "tune_lr": True} for params in param_sets(notebook, profile)]
 
 
-def ladder_searches(notebook: str, dataset: str, profile: str, data_copy: str | None = None) -> list[tuple[str, dict, Search]]:
+def ladder_searches(notebook: str, dataset: str, profile: str, data_copy: str | None = None,
+                    include_pending: bool = False) -> list[tuple[str, dict, Search]]:
     """Each rung of the ladder `notebook` searched on its own: (the rung's name, its configuration's
     values, its search), read from the store. A rung's grid is the factors times its own rate, so no
     rung is judged at a rate chosen for another."""
     out, values = [], {}
-    for name, rung in rung_changes(dataset, profile, notebook):
+    for name, rung in rung_changes(dataset, profile, notebook, include_pending):
         values = {**values, **rung}
         out.append((name, dict(values), search(notebook, dataset, profile, data_copy, **values)))
     return out
@@ -143,6 +145,78 @@ def search(notebook: str, dataset: str, profile: str, data_copy: str | None = No
         best = sorted(zip(scores, grid))[:how["keep"]]
         long = [at(lr, epochs, f"lr {lr:g}, {epochs} epochs") for _, lr in sorted(best, key=lambda t: t[1])]
     return Search(notebook, dataset, profile, dict(params), grid, short, long, [_score(e) for e in long])
+
+
+# -- the MAP criterion's constant j ------------------------------------------------------------------
+
+J_SELECT = "val_acc_best"  # j changes the criterion itself, so its loss cannot compare them: accuracy does
+
+
+@dataclass
+class JSearch:
+    """The constant j of the paper's MAP criterion (its eq. 9, which gives no value), chosen on
+    validation: each value of the entry's `map_j_grid` trains the search seed at full length, at the
+    rate the learning-rate search chose for the paper's way (j at its default during that search);
+    the best validation accuracy at the best epoch chooses (ties: the default)."""
+
+    dataset: str
+    profile: str
+    lr: float | None  # the rate chosen for the paper's way; None while its search is incomplete
+    grid: list[float]
+    runs: list[Experiment]  # one per value of the grid, once the rate is chosen; else empty
+
+    def scores(self) -> list[float | None]:
+        out = []
+        for e in self.runs:
+            stored = e.stored_runs()
+            out.append(None if not len(stored) else (stored[0].metric(J_SELECT) or 0.0) if stored[0].ok else 0.0)
+        return out
+
+    @property
+    def chosen(self) -> float | None:
+        """The value chosen, once every run is stored; else None."""
+        scores = self.scores()
+        if not self.runs or any(v is None for v in scores):
+            return None
+        return max(zip(scores, (j == RunConfig.map_j for j in self.grid), self.grid))[2]
+
+    def experiments(self) -> list[Experiment]:
+        return list(self.runs)
+
+    def table(self):
+        """Per value of j: the search seed's validation accuracy and loss at its best epoch, and the choice."""
+        import pandas as pd
+
+        chosen, rows = self.chosen, []
+        for j, e in zip(self.grid, self.runs):
+            stored = e.stored_runs()
+            run = stored[0] if len(stored) else None
+            acc, loss = (run.metric("val_acc_best"), run.metric("val_loss_best")) if run and run.ok else (None, None)
+            rows.append({"j": j, "lr": e.config.lr, "epochs": e.config.epochs,
+                         "status": run.status if run else "not stored",
+                         "val acc (best epoch)": None if acc is None else round(100 * acc, 2),
+                         "val loss (best epoch)": None if loss is None else round(loss, 4),
+                         "chosen": "yes" if j == chosen else ""})
+        return pd.DataFrame(rows)
+
+
+def j_grid(notebook: str) -> list[float]:
+    """The entry's `map_j_grid`; empty where the entry chooses no j."""
+    return list(check_notebook(notebook).get("map_j_grid", []))
+
+
+def j_search(notebook: str, dataset: str, profile: str, data_copy: str | None = None, **params) -> JSearch | None:
+    """The choice of j for `params` of `notebook` on `dataset`, read from the store (nothing is
+    trained); None where the entry has no `map_j_grid` or the set does not train with the MAP
+    criterion."""
+    grid = j_grid(notebook)
+    if not grid or build_config(check_notebook(notebook).get("base", {}), dataset, **params).loss != "map":
+        return None
+    found = search(notebook, dataset, profile, data_copy, **params)
+    runs = [] if found.chosen is None else [
+        experiment(notebook, dataset=dataset, profile=profile, seeds=[rule()["seed"]], data_copy=data_copy,
+                   label=f"j {j:g}", **{**params, "lr": found.chosen, "map_j": j}) for j in grid]
+    return JSearch(dataset, profile, found.chosen, grid, runs)
 
 
 def run_ladder(notebook: str, dataset: str, profile: str, data_copy: str | None = None,

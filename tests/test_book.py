@@ -161,6 +161,24 @@ def test_the_extra_seeds_are_where_validation_left_a_verdict_close(monkeypatch):
     assert picked > 0
 
 
+def test_the_map_constant_is_the_one_validation_chose_on_mnist(monkeypatch):
+    """RunConfig.map_j, the paper's criterion's constant, is the value of the classic entry's
+    map_j_grid that MNIST's validation accuracy chose in the full profile; until that search is in
+    (the full profile's searches being trained), it stays the default and the search is planned."""
+    from lenet_core import tuning
+    from lenet_core.paths import project_root
+
+    monkeypatch.setenv("LENET_RESULTS_DIR", str(project_root() / "results"))  # the committed store, read only
+    found = tuning.j_search("classic", "mnist", "full")
+    assert found is not None and RunConfig.map_j in found.grid
+    if found.chosen is None:
+        assert "full" in tuning.rule()["pending"] and RunConfig.map_j == 10.0
+    else:
+        assert found.chosen == RunConfig.map_j, "set RunConfig.map_j to the value validation chose"
+    quick = tuning.j_search("classic", "mnist", "quick")
+    assert quick.chosen is not None  # the quick profile's is in the committed store
+
+
 @pytest.mark.usefixtures("mnist_ready")
 def test_the_goals_say_plainly_what_was_reached_and_what_was_not(tmp_path):
     from lenet_core.experiments import ladder
@@ -322,7 +340,7 @@ def _book_copy(root: Path) -> dict:
     assert rule, "the lr_search rule has moved: update the site test's copy of it"
     spec = spec.replace(rule.group(0), rule.group(0).replace("[full]", "[smoke, full]"))
     # so would the 1998 network trained with the paper's optimizer (one example a step): pending there too
-    paper = "      full: [{preset: lecun1998}, {preset: lecun1998, output: linear, loss: cross_entropy}]\n"
+    paper = "      full: [{}, {output: linear, loss: cross_entropy}]\n"
     assert spec.count(paper) == 1, "the classic entry's pending sets have moved: update the site test's copy of them"
     (root / "sweep.yml").write_text(spec.replace(paper, paper.replace("full:", "smoke:") + paper))
     env = {k: v for k, v in os.environ.items() if k != "LENET_PROFILE"}

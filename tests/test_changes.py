@@ -12,6 +12,7 @@ import pytest
 import scipy.stats
 
 from lenet_core import changes, experiments
+from lenet_core.config import SUBSTITUTES
 from lenet_core.data import DATASETS
 from lenet_core.schema import SchemaError
 from lenet_core.stats import contrast, interaction, welch_difference, welch_p
@@ -51,7 +52,7 @@ profiles:
 notebooks:
   rungs:
     kind: ladder
-    base: {{preset: {preset}}}
+    base: {{{base}}}
     params: [{{}}]
     ladder:
       - {{rung: start}}
@@ -64,8 +65,13 @@ notebooks:
 """
 
 
-def _ladder(tmp_path, monkeypatch, rungs: list[str], top: str, preset: str = "classic"):
-    _use_spec(tmp_path, monkeypatch, LADDER.format(preset=preset, top=top,
+# The 1998 network with its two substitutes (SGD with momentum on batches, softmax), as the ladder's
+# third rung has it: the network these tests add changes to.
+SUBSTITUTED = "preset: classic, " + ", ".join(f"{k}: {v}" for k, v in SUBSTITUTES.items())
+
+
+def _ladder(tmp_path, monkeypatch, rungs: list[str], top: str, base: str = SUBSTITUTED):
+    _use_spec(tmp_path, monkeypatch, LADDER.format(base=base, top=top,
                                                    rungs="\n".join(f"      - {r}" for r in rungs)))
     return changes.one_change("mnist", "smoke")
 
@@ -99,7 +105,7 @@ def test_a_rung_set_again_above_it_is_undone_where_it_reaches_the_top_and_a_refu
     # the 1998 network as the paper trained it refuses batch norm: the change is listed, not trained
     weighed = _ladder(tmp_path, monkeypatch, ['{rung: "+ batches", optimizer: momentum, batch_size: 32, output: linear, '
                                               'loss: cross_entropy}', '{rung: "+ bn", batch_norm: true}'],
-                      '"+ bn"', preset="lecun1998")
+                      '"+ bn"', base="preset: classic")
     batches, bn = weighed.changes
     assert batches.without is None and "optimizer 'sdlm'" in batches.refused["without"] and batches.alone is not None
     assert bn.alone is None and "got batch_norm=True" in bn.refused["alone"] and bn.without is not None
@@ -109,11 +115,13 @@ def test_a_rung_set_again_above_it_is_undone_where_it_reaches_the_top_and_a_refu
 @pytest.mark.parametrize("old, new, error", [
     ("    of: modern\n", "    of: classic\n", "notebooks.which_change.of: unknown ladder notebook 'classic'; valid: modern"),
     ('    top: "+ label smoothing"\n', '    top: "+ smoothing"\n',
-     "notebooks.which_change.top: unknown rung above the first '+ smoothing'; valid: + He initialization"),
-    ('    top: "+ label smoothing"\n', '    top: "+ label smoothing"\n    start: "+ batch norm"\n    base: {}\n',
+     "notebooks.which_change.top: unknown rung above the first '+ smoothing'; valid: + softmax cross-entropy"),
+    ('    top: "+ label smoothing"\n', '    top: "+ label smoothing"\n    base: {}\n',
      "notebooks.which_change.base: an entry of kind one_change trains its ladder's runs"),
-    ('    top: "+ label smoothing"\n', '    top: "+ ReLU"\n    start: "+ batch norm"\n',
-     "notebooks.which_change.start: unknown rung below the top '+ batch norm'; valid: LeNet-5 (1998), + He initialization"),
+    ('    start: "+ mini-batch SGD with momentum"\n    top: "+ label smoothing"\n',
+     '    start: "+ batch norm"\n    top: "+ ReLU"\n',
+     "notebooks.which_change.start: unknown rung below the top '+ batch norm'; valid: LeNet-5 (1998), "
+     "+ softmax cross-entropy, + mini-batch SGD with momentum, + He initialization"),
     ("    profiles: {full: {seeds: [0, 1, 2]}}\n    pending: {full: true}\n",
      "    profiles: {full: {seeds: [0, 1, 2], epochs: 10}}\n",
      "notebooks.which_change.profiles.full: unknown key 'epochs' (a profile of an entry of kind one_change"),
@@ -169,7 +177,7 @@ def test_the_results_section_says_which_change_matters_from_the_store(tmp_path, 
                      r"against \+0\.05 alone\)", text)
     assert "| `+ max` | `pool=subsample` | +0.00 points" in text
     # while the profile's runs are being trained, how many are in and no number
-    text = LADDER.format(preset="classic", top='"+ bn"', rungs="\n".join(
+    text = LADDER.format(base=SUBSTITUTED, top='"+ bn"', rungs="\n".join(
         f"      - {r}" for r in ['{rung: "+ relu", act: relu}', '{rung: "+ max", pool: max}',
                                  '{rung: "+ bn", batch_norm: true}'])) + "    pending: {smoke: true}\n"
     _use_spec(tmp_path, monkeypatch, text)

@@ -133,18 +133,18 @@ def test_canonical_json_is_stable_and_round_trips():
     assert cfg.canonical_json() != cfg.replace(seed=4).canonical_json()
 
 
-def test_classic_preset_is_the_1998_network():
+def test_classic_preset_is_the_1998_network_trained_the_papers_way():
     cfg = RunConfig.classic("fashion_mnist", seed=2)
     assert (cfg.act, cfg.pool, cfg.init, cfg.c3_table, cfg.schedule, cfg.epochs) == (
         "scaled_tanh", "subsample", "lecun_uniform", True, "lecun1998", 20)
+    assert (cfg.output, cfg.loss, cfg.optimizer, cfg.lr, cfg.batch_size) == ("rbf", "map", "sdlm", 5e-4, 1)
     assert cfg.dataset == "fashion_mnist" and cfg.seed == 2
 
 
 def test_presets():
     assert RunConfig.from_values({"preset": "classic", "seed": 3}) == RunConfig.classic(seed=3)
     assert RunConfig.from_values({"act": "elu"}) == RunConfig(act="elu")
-    assert RunConfig.from_values({"preset": "lecun1998", "seed": 3}) == RunConfig.lecun1998(seed=3)
-    with pytest.raises(ValueError, match="unknown preset 'vintage'; valid: modern, classic, lecun1998"):
+    with pytest.raises(ValueError, match="unknown preset 'vintage'; valid: modern, classic$"):
         RunConfig.from_values({"preset": "vintage"})
     with pytest.raises(ValueError, match="unknown configuration key.*colour"):
         RunConfig.from_values({"preset": "classic", "colour": "red"})

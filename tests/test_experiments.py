@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from lenet_core import executions, experiments
+from lenet_core.config import SUBSTITUTES, RunConfig
 from lenet_core.schema import SchemaError
 
 SPEC = Path(__file__).resolve().parents[1] / "notebooks" / "sweep.yml"
@@ -77,8 +78,8 @@ def _refused(tmp_path, monkeypatch, old: str, new: str) -> str:
      "notebooks.early_stopping", "quick", "kind, base, params, profiles"),
     ("    params: {pool: [avg, max, subsample]}", "    params: {pol: [avg, max, subsample]}",
      "notebooks.pooling.params", "pol", "preset, dataset, act, pool, init"),
-    ('{rung: "+ ReLU", act: relu}', '{rung: "+ ReLU", actt: relu}', "notebooks.modern.ladder[2]", "actt",
-     "rung, epochs_factor, dataset, act"),
+    ('{rung: "+ ReLU", act: relu}', '{rung: "+ ReLU", actt: relu}', "notebooks.modern.ladder[4]", "actt",
+     "rung, epochs_factor, pending, dataset, act"),
 ])
 def test_an_unknown_key_is_refused_with_the_file_where_it_is_and_the_valid_keys(tmp_path, monkeypatch, old, new,
                                                                                  where, key, valid):
@@ -162,8 +163,34 @@ def test_every_rung_adds_its_change_to_the_rungs_before(tmp_path, monkeypatch):
     _spec_with_ladder(tmp_path, monkeypatch, '[{rung: start}, {rung: relu, act: relu}, {rung: adam, optimizer: adam, lr: 0.001}]')
     start, relu, adam = experiments.ladder("mnist", "smoke")
     assert (start.config.act, relu.config.act, adam.config.act) == ("scaled_tanh", "relu", "relu")
-    assert (relu.config.optimizer, adam.config.optimizer, adam.config.lr) == ("momentum", "adam", 0.001)
+    assert (relu.config.optimizer, adam.config.optimizer, adam.config.lr) == ("sdlm", "adam", 0.001)
     assert [r.label for r in (start, relu, adam)] == ["start", "relu", "adam"]
+
+
+def test_a_pending_rung_is_left_out_its_changes_joining_the_rung_above(tmp_path, monkeypatch):
+    _spec_with_ladder(tmp_path, monkeypatch, '[{rung: start, pending: [smoke]}, {rung: relu, act: relu, pending: [smoke]}, '
+                                             '{rung: adam, optimizer: adam, lr: 0.001}, {rung: bn, batch_norm: true}]')
+    every = experiments.ladder("mnist", "smoke", include_pending=True)
+    shown = experiments.ladder("mnist", "smoke")
+    assert [r.label for r in every] == ["start", "relu", "adam", "bn"] and [r.label for r in shown] == ["adam", "bn"]
+    assert [r.config for r in shown] == [r.config for r in every[2:]]  # the rungs above keep their configuration
+    assert experiments.pending_rungs("smoke") == ["start", "relu"] and experiments.pending_rungs("full") == []
+    # planned, not published: the runs only the pending rungs add are the profile's pending ones
+    pending = {c.canonical_json() for c in executions.pending_configs("smoke")}
+    assert pending == {c.canonical_json() for r in every[:2] for c in r.configs}
+
+
+@pytest.mark.parametrize("rungs, message", [
+    ("[{rung: start, pending: smoke}, {rung: relu, act: relu}]",
+     "notebooks.rungs.ladder[0].pending: expected a list of profiles; got 'smoke'; valid: smoke, quick, full"),
+    ("[{rung: start}, {rung: relu, act: relu, pending: [quik]}]", "notebooks.rungs.ladder[1].pending: expected a list"),
+    ("[{rung: start}, {rung: relu, act: relu, pending: [smoke]}]",
+     "notebooks.rungs.ladder[1].pending: the top rung cannot be pending"),
+])
+def test_a_pending_rung_is_checked(tmp_path, monkeypatch, rungs, message):
+    with pytest.raises(SchemaError, match=re.escape(message)):
+        _spec_with_ladder(tmp_path, monkeypatch, rungs)
+        experiments.ladder("mnist", "smoke")
 
 
 def test_a_longer_rung_scales_the_profile_epochs_per_dataset(tmp_path, monkeypatch):
@@ -184,11 +211,27 @@ def test_a_bad_epochs_factor_is_refused(tmp_path, monkeypatch, factor):
 def test_the_published_ladder_resolves_on_every_dataset():
     experiments._load.cache_clear()
     for dataset in ("mnist", "fashion_mnist", "cifar10"):
-        rungs = experiments.ladder(dataset, "full")
-        assert rungs[0].config == rungs[0].config.classic(dataset=dataset, epochs=rungs[0].config.epochs,
-                                                         train_size=0, seed=0,
-                                                         data_copy=experiments.published_copy(dataset))
+        rungs = experiments.ladder(dataset, "full", include_pending=True)
+        same = dict(dataset=dataset, epochs=rungs[0].config.epochs, train_size=0, seed=0,
+                    data_copy=experiments.published_copy(dataset))
+        assert rungs[0].config == RunConfig.classic(**same)  # the paper's network, then its two substitutes
+        assert [r.label for r in rungs[1:3]] == ["+ softmax cross-entropy", "+ mini-batch SGD with momentum"]
+        assert rungs[2].config == RunConfig.classic(**same, **SUBSTITUTES)
         assert len({r.config for r in rungs}) == len(rungs)  # every rung changes something
+        # while the first two are being trained, the published ladder starts at the third, unchanged above
+        shown = experiments.ladder(dataset, "full")
+        assert [r.config for r in shown] == [r.config for r in rungs[2:]]
+        assert experiments.pending_rungs("full") == ["LeNet-5 (1998)", "+ softmax cross-entropy"]
+
+
+def test_the_classic_notebooks_ways_are_the_ladders_first_three_rungs():
+    from lenet_core.book.results import CLASSIC_WAYS
+
+    values, rungs = {}, []
+    for name, rung in experiments.rung_changes("mnist", "quick", include_pending=True)[:3]:
+        values = {**values, **rung}
+        rungs.append(dict(values))
+    assert [params for _, params in CLASSIC_WAYS] == rungs == experiments.param_sets("classic")
 
 
 def test_pending_parameter_sets_are_planned_but_not_published():

@@ -11,7 +11,7 @@ from torch import nn
 from torch.func import functional_call, jacrev
 
 from lenet_core import optimizers
-from lenet_core.config import RunConfig
+from lenet_core.config import SUBSTITUTES, RunConfig
 from lenet_core.model import RBF, LeNet5, rbf_codes
 from lenet_core.registry import LOSSES, OPTIMIZERS
 from lenet_core.train import evaluate, train
@@ -87,13 +87,14 @@ def test_the_1998_settings_are_refused_where_they_do_not_apply(values, message):
         RunConfig(**values)
 
 
-def test_the_lecun1998_preset_is_the_classic_network_trained_the_papers_way():
-    paper, classic = RunConfig.lecun1998("cifar10", seed=1), RunConfig.classic("cifar10", seed=1)
+def test_the_two_substitutes_are_options_of_the_classic_preset():
+    paper = RunConfig.classic("cifar10", seed=1)
+    substitutes = RunConfig.classic("cifar10", seed=1, **SUBSTITUTES)
     assert (paper.output, paper.loss, paper.optimizer, paper.lr, paper.batch_size, paper.schedule) == (
         "rbf", "map", "sdlm", 5e-4, 1, "lecun1998")
-    different = {k for k, v in paper.to_dict().items() if v != classic.to_dict()[k]}
+    different = {k for k, v in paper.to_dict().items() if v != substitutes.to_dict()[k]}
     assert different == {"output", "loss", "optimizer", "lr", "batch_size"}
-    assert paper.canonical_json() != classic.canonical_json()
+    assert paper.canonical_json() != substitutes.canonical_json()
 
 
 # ---------------------------------------------------------------- the curvature estimate
@@ -179,7 +180,7 @@ def test_for_a_network_linear_in_its_weights_the_curvature_is_the_exact_hessian_
 def test_the_curvature_of_lenet5_itself_matches_brute_force():
     from lenet_core.data import splits
 
-    config = RunConfig.lecun1998()
+    config = RunConfig.classic()
     torch.manual_seed(0)
     model = LeNet5(**config.model_kwargs())
     data = splits("mnist", "cpu")
@@ -198,7 +199,7 @@ def test_the_curvature_of_lenet5_itself_matches_brute_force():
 
 def test_an_sdlm_step_divides_each_gradient_by_mu_plus_its_curvature():
     torch.manual_seed(0)
-    config = RunConfig.lecun1998(lr=1e-3)
+    config = RunConfig.classic(lr=1e-3)
     model = LeNet5(**config.model_kwargs())
     opt = OPTIMIZERS["sdlm"](model, config)
     x, y = torch.randn(40, 1, 32, 32), torch.randint(0, 10, (40,))
@@ -223,7 +224,7 @@ def test_sdlm_estimates_the_curvature_before_every_pass_and_is_reproducible(monk
     original = optimizers.SDLM.begin_pass
     monkeypatch.setattr(optimizers.SDLM, "begin_pass", lambda self, *a: calls.append(len(a[0])) or original(self, *a))
     monkeypatch.setattr(optimizers, "SDLM_EXAMPLES", 32)  # the paper's 500 cost seconds a pass
-    config = RunConfig.lecun1998(lr=5e-5, epochs=2, train_size=300)
+    config = RunConfig.classic(lr=5e-5, epochs=2, train_size=300)
     first, again = train(config, progress=False).record, train(config, progress=False).record
     assert calls == [300] * 4  # two passes, two runs
     assert first["history"] == [dict(h, seconds=a["seconds"]) for h, a in zip(again["history"], first["history"])]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lenet_core import data
-from lenet_core.config import RunConfig
+from lenet_core.config import SUBSTITUTES, RunConfig
 from lenet_core.model import LeNet5
 from lenet_core.registry import LECUN1998, OPTIMIZERS, SCHEDULES
 from lenet_core.train import augment, eval_views, evaluate, pick_device, random_flip, random_shift, train
@@ -142,7 +142,7 @@ def test_schedule_shapes():
 
 
 @pytest.mark.parametrize("change", [dict(act="sigmoid", pool="avg", init="xavier_uniform"),
-                                    RunConfig.classic().to_dict() | TINY,
+                                    RunConfig.classic(**SUBSTITUTES).to_dict() | TINY,
                                     dict(batch_norm=True, dropout=0.5),
                                     dict(augment="shift", label_smoothing=0.1, weight_decay=1e-3, l1=1e-5)])
 def test_network_and_regularization_choices_train(change):
@@ -332,12 +332,12 @@ def test_device_choice():
 
 FAST_VS_EAGER = {
     "modern, Adam": RunConfig(train_size=512, epochs=2, batch_size=64),
-    "1998 network": RunConfig.classic(train_size=512, epochs=2),
+    "1998 network, two substitutes": RunConfig.classic(train_size=512, epochs=2, **SUBSTITUTES),
     "batch norm, dropout, shift": RunConfig(train_size=512, epochs=2, batch_size=64, batch_norm=True,
                                             dropout=0.3, augment="shift", optimizer="momentum", lr=0.01),
     "CIFAR-10, flips, label smoothing": RunConfig(dataset="cifar10", train_size=512, epochs=2, batch_size=64,
                                                   augment="shift_flip", label_smoothing=0.1, batch_norm=True),
-    "1998 way, one example a step": RunConfig.lecun1998(train_size=48, epochs=2),
+    "1998 way, one example a step": RunConfig.classic(train_size=48, epochs=2),
 }
 
 
@@ -440,7 +440,7 @@ RESUMABLE = {
     "SWA, batch norm": RunConfig(train_size=256, epochs=4, batch_size=64, average="swa", swa_start=0.25,
                                  batch_norm=True),
     "early stopping": RunConfig(train_size=256, epochs=6, batch_size=64, lr=0.03, patience=2),
-    "1998 way, one example a step": RunConfig.lecun1998(train_size=32, epochs=4),
+    "1998 way, one example a step": RunConfig.classic(train_size=32, epochs=4),
 }
 
 

@@ -1,6 +1,7 @@
 """Each setting at its own learning rate: the search by successive halving, chosen on validation."""
 
 import math
+import re
 
 import pytest
 
@@ -169,7 +170,7 @@ def test_the_chapter_shows_each_setting_at_its_own_rate_beside_the_shared_one(in
 LADDER_SPEC = SPEC.split("notebooks:")[0] + """notebooks:  # the same rule and profiles, a ladder instead
   rungs:
     kind: ladder
-    base: {preset: classic}
+    base: {preset: classic, output: linear, loss: cross_entropy, optimizer: momentum, lr: 0.05, batch_size: 32}
     ladder:
       - {rung: start}
       - {rung: "+ relu", act: relu}
@@ -273,3 +274,53 @@ def test_what_we_found_judges_each_setting_at_its_own_rate_and_names_the_verdict
            "rate)." in text
     pending = chapter_findings(chapter, "mnist", "full")  # the full profile's searches are being trained
     assert pending.shared is None and "own learning rate" not in chapter_section({"mnist": pending})
+
+
+J_SPEC = SPEC.split("notebooks:")[0] + """notebooks:  # the 1998 network: its MAP criterion's constant j
+  classic:
+    base: {preset: classic}
+    params: [{}, {output: linear, loss: cross_entropy}]
+    lr_factors: [0.1, 1]
+    map_j_grid: [1, 10, 100]
+"""
+
+
+@pytest.mark.usefixtures("mnist_ready")
+def test_the_map_constant_is_chosen_on_validation_accuracy_at_the_chosen_rate(use_spec):
+    from test_book import fake_record, store as put
+
+    use_spec(J_SPEC)
+    assert tuning.j_search("classic", "mnist", "smoke", output="linear", loss="cross_entropy") is None  # no j there
+    assert tuning.j_search("classic", "mnist", "smoke").runs == []  # until the rate is chosen
+    found = tuning.search("classic", "mnist", "smoke")
+    for stage in ("short", "long"):
+        for e in getattr(found, stage):
+            put(fake_record(e.configs[0], [0.5, 0.6]))
+        found = tuning.search("classic", "mnist", "smoke")
+    chosen = tuning.j_search("classic", "mnist", "smoke")
+    assert chosen.lr == found.chosen == 5e-5 and [e.config.map_j for e in chosen.runs] == [1, 10, 100]
+    assert all(e.seeds == [0] and e.config.epochs == 2 and e.config.lr == found.chosen for e in chosen.runs)
+    assert chosen.runs[1].configs == [c for e in found.long if e.config.lr == found.chosen for c in e.configs]
+    assert chosen.chosen is None  # j = 1 and 100 are not stored yet
+    planned = {c for e in executions.notebook_experiments("classic", "mnist", "smoke", tune_lr=True) for c in e.configs}
+    assert {c for e in chosen.runs for c in e.configs} <= planned
+    # the best validation accuracy chooses; the test set chooses nothing
+    put(fake_record(chosen.runs[0].configs[0], [0.7, 0.65]))
+    record = fake_record(chosen.runs[2].configs[0], [0.55, 0.58])
+    record["metrics"]["test_acc_best"] = 0.99
+    put(record)
+    assert chosen.chosen == 1
+    assert chosen.table()["chosen"].tolist() == ["yes", "", ""]
+    put(fake_record(chosen.runs[0].configs[0], [0.6, 0.5]))  # a tie with the default: the default
+    assert chosen.chosen == 10
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("map_j_grid: [1, 10, 100]", "map_j_grid: [1, 100]", "expected increasing positive values of j with the default 10"),
+    ("map_j_grid: [1, 10, 100]", "map_j_grid: [10, 1]", "got [10, 1]"),
+    ("    lr_factors: [0.1, 1]\n", "", "j is searched at the rate the learning-rate search chooses: the entry needs lr_factors"),
+])
+def test_a_bad_map_j_grid_is_refused(use_spec, old, new, message):
+    use_spec(J_SPEC.replace(old, new))
+    with pytest.raises(SchemaError, match=f"notebooks.classic.map_j_grid: .*{re.escape(message)}"):
+        experiments.load_spec()

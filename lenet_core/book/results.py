@@ -6,7 +6,8 @@ from pathlib import Path
 
 from .. import plots, tuning
 from ..executions import notebook_experiments, pending_configs
-from ..experiments import kind, ladder, load_spec, notebook_of_kind, param_sets, profile_settings
+from ..experiments import kind, ladder, load_spec, notebook_of_kind, param_sets, pending_rungs, profile_settings
+from ..config import SOFTMAX, SUBSTITUTES
 from ..train import view_count
 from ..stats import welch_p
 from .cells import cell_of, experiment_cell, stored_of
@@ -20,10 +21,10 @@ from .reference import CHAPTERS, CLASSIC_GOAL, GOALS, PUBLISHED
 
 # The classic notebook's ways of training the 1998 network, from the paper's to the ladder's start, each
 # replacing one more of the paper's parts: (how the page names it, its parameter set).
-PAPER = {"preset": "lecun1998"}
-CLASSIC_WAYS = (("as the paper trained it", PAPER),
-                ("with softmax cross-entropy", {**PAPER, "output": "linear", "loss": "cross_entropy"}),
-                ("with the two substitutes", {}))
+# They are the ladder's first three rungs at the paper's 20 passes (a test keeps them equal).
+PAPER = {}
+CLASSIC_WAYS = (("as the paper trained it", PAPER), ("with softmax cross-entropy", SOFTMAX),
+                ("with the two substitutes", SUBSTITUTES))
 
 
 def substitutions_section(profile: str) -> str:
@@ -37,8 +38,8 @@ def substitutions_section(profile: str) -> str:
     intro = (f"{heading}\n\nThe 1998 network as the paper trained it (Euclidean RBF outputs, the MAP criterion, "
              "one example a step with stochastic diagonal Levenberg-Marquardt), then with a linear output layer and "
              "softmax cross-entropy instead of the RBF units and their criterion, then with SGD with momentum on "
-             "mini-batches of 32 instead of the paper's optimizer: the network the ladder starts from. Each is the "
-             "classic notebook's, with its epochs and seeds.\n")
+             "mini-batches of 32 instead of the paper's optimizer: the ladder's first three rungs, here with the "
+             "classic notebook's epochs (the paper's passes) and seeds.\n")
     if any(params not in param_sets("classic", profile) for _, params in ways):
         stored, wanted = stored_of(pending_configs(profile, "classic"))
         return (f"{intro}\nIts runs of the {profile} profile are being trained: {stored} of the {wanted} runs known so "
@@ -79,6 +80,20 @@ def substitutions_section(profile: str) -> str:
     return "\n".join(out)
 
 
+def pending_rungs_note(profile: str, ladders: dict) -> str:
+    """What the ladder leaves out in `profile` while some of its rungs are being trained."""
+    pending = pending_rungs(profile)
+    if not pending or not ladders:
+        return ""
+    stored, wanted = stored_of(c for c in pending_configs(profile, notebook_of_kind("ladder")))
+    names = ", ".join(f'"{n}"' for n in pending)
+    first = next(iter(ladders.values()))[0].label
+    return (f"\nThe ladder's rung{'s' if len(pending) > 1 else ''} {names} {'are' if len(pending) > 1 else 'is'} "
+            f"being trained in the {profile} profile ({stored} of the {wanted} runs known so far are stored): until "
+            f"they are in, the ladder here starts at \"{first}\", which carries their changes, and the steps they "
+            f"measure are missing.\n")
+
+
 def goals_fragment(profile: str, ladders: dict, cells: dict) -> str:
     """Whether the numbers the study aimed for were reached, said plainly, from the store."""
     out = ["## The goals\n\nWhat this study set out to show, with the number reached (mean test accuracy over "
@@ -87,7 +102,7 @@ def goals_fragment(profile: str, ladders: dict, cells: dict) -> str:
     rows = []
     error, slack = CLASSIC_GOAL.error, CLASSIC_GOAL.error_within
     for label, params in reversed(CLASSIC_WAYS):
-        if params not in (PAPER, {}):  # the goal is the ladder's start, and the paper's network
+        if params not in (PAPER, SUBSTITUTES):  # the goal is the paper's network, and with both substitutes
             continue
         goal = f"1998 network {label}: test error within {slack} points of the paper's {error}%"
         if params not in param_sets("classic"):
@@ -228,13 +243,13 @@ def results_fragment(profile: str, out_dir: Path) -> str:
         rows.append([dataset_title(d), *(c.text() for c in classic[d]), start.text(), f"**{end.text()}**", gain, p,
                      published])
     out.append(md_table(["dataset", *(f"LeNet-5 (1998) {label}, classic notebook" for label, _ in ways),
-                         "1998 network, ladder start",
+                         f"ladder start ({ladders[datasets[0]][0].label})" if datasets else "ladder start",
                          f"fully modernized ({top})", "gain (points)", "p", "published, 1998 network"], rows))
 
     out.append(goals_fragment(profile, ladders, cells))
     out.append("## The modernization ladder\n\nEach rung adds one change to the rung above it, so the "
                "difference between neighbouring rungs is what that change adds on top of everything "
-               "before it. Δ and p compare each rung with the previous one.\n")
+               "before it. Δ and p compare each rung with the previous one.\n" + pending_rungs_note(profile, ladders))
     for d in datasets:
         rungs = ladders[d]
         out.append(f"### {dataset_title(d)}\n")
