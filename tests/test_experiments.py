@@ -91,7 +91,7 @@ def test_each_kind_has_its_own_keys_and_an_unknown_kind_is_refused(tmp_path, mon
     message = _refused(tmp_path, monkeypatch, "    params: {pool: [avg, max, subsample]}",
                        "    params: {pool: [avg, max, subsample]}\n    ladder: [{rung: start}]")
     assert message.endswith("notebooks.pooling: unknown key 'ladder' (an entry of kind grid); "
-                            "valid: kind, base, params, profiles, pending, more_seeds, lr_factors")
+                            "valid: kind, base, params, profiles, pending, more_seeds, lr_factors, map_j_grid")
     message = _refused(tmp_path, monkeypatch, "    kind: setups\n", "    kind: published\n")
     assert message.endswith("notebooks.published.kind: unknown value 'published'; valid: grid, ladder, setups, one_change")
     message = _refused(tmp_path, monkeypatch, "    kind: ladder\n", "")
@@ -216,7 +216,7 @@ def test_the_published_ladder_resolves_on_every_dataset():
                     data_copy=experiments.published_copy(dataset))
         assert rungs[0].config == RunConfig.classic(**same)  # the paper's network, then its two substitutes
         assert [r.label for r in rungs[1:3]] == ["+ softmax cross-entropy", "+ mini-batch SGD with momentum"]
-        assert rungs[2].config == RunConfig.classic(**same, **SUBSTITUTES)
+        assert rungs[2].config == RunConfig.classic(**{**same, "epochs": 30}, **SUBSTITUTES)
         assert len({r.config for r in rungs}) == len(rungs)  # every rung changes something
         # while the first two are being trained, the published ladder starts at the third, unchanged above
         shown = experiments.ladder(dataset, "full")
@@ -229,9 +229,16 @@ def test_the_classic_notebooks_ways_are_the_ladders_first_three_rungs():
 
     values, rungs = {}, []
     for name, rung in experiments.rung_changes("mnist", "quick", include_pending=True)[:3]:
-        values = {**values, **rung}
+        values = {**values, **{k: v for k, v in rung.items() if k != "epochs"}}  # the notebook has its own
         rungs.append(dict(values))
     assert [params for _, params in CLASSIC_WAYS] == rungs == experiments.param_sets("classic")
+    # in the full profile the first two rungs are the classic notebook's runs, at the paper's 20 passes
+    for dataset in ("mnist", "fashion_mnist", "cifar10"):
+        first = experiments.ladder(dataset, "full", include_pending=True)
+        for rung, params in zip(first[:2], rungs):
+            assert rung.configs == experiments.experiment("classic", dataset=dataset, profile="full", **params).configs
+            assert rung.config.epochs == 20
+        assert first[2].config.epochs == first[3].config.epochs == 30  # the ladder's length from the third
 
 
 def test_pending_parameter_sets_are_planned_but_not_published():
