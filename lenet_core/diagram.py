@@ -19,7 +19,7 @@ from matplotlib.patches import FancyArrowPatch, Rectangle
 from torch import nn
 
 from .config import RunConfig
-from .model import LeNet5, Subsample, TableConv2d, count_parameters
+from .model import RBF, LeNet5, Subsample, TableConv2d, count_parameters
 from .plots import plt  # pyplot, once plots has chosen the headless backend
 
 INPUT_SIZE = 32  # every dataset reaches the network as 32x32 (`data.splits` pads 28x28 digits)
@@ -83,6 +83,8 @@ def _describe(modules: list[nn.Module], in_shape: tuple[int, ...], out_shape: tu
         return "conv", f"conv {k[0]}x{k[1]}{norm}"
     if isinstance(first, nn.Linear):
         return "full", f"full{norm}"
+    if isinstance(first, RBF):  # the paper's output: distances to fixed codes, nothing trained
+        return "full", "RBF, fixed codes"
     pool = first[0] if isinstance(first, nn.Sequential) else first  # subsampling squashes its output
     window = in_shape[-1] // out_shape[-1]
     return "pool", f"{POOL_NAMES[type(pool)]} {window}x{window}"

@@ -83,8 +83,9 @@ def test_the_layer_labels_are_the_models_shapes_and_parameters(config):
 def test_the_operations_are_named_from_the_modules():
     labels = {name: text.splitlines()[1] for name, text in _labels(_drawn(CONFIGS["1998"])).items() if name != "input"}
     assert labels == {"C1": "conv 5x5", "S2": "subsample 2x2", "C3": "conv 5x5", "S4": "subsample 2x2",
-                      "C5": "full", "F6": "full", "output": "full"}
+                      "C5": "full", "F6": "full", "output": "RBF, fixed codes"}
     modern = _labels(_drawn(CONFIGS["modern, CIFAR-10, batch norm"]))
+    assert modern["output"].splitlines()[1:] == ["full", "10", "850 params"]
     assert modern["S2"].splitlines()[1] == "max pool 2x2" and modern["C3"].splitlines()[1] == "conv 5x5 + BN"
     for kind, short in (("group", "GN"), ("layer", "LN")):
         labels = _labels(_drawn(RunConfig(batch_norm=True, norm_layer=kind)))
