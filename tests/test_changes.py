@@ -176,6 +176,14 @@ def test_the_results_section_says_which_change_matters_from_the_store(tmp_path, 
     assert re.search(r"Worth more at the top than alone \(it needs the others\): `\+ relu` \(\+1\.00 at the top "
                      r"against \+0\.05 alone\)", text)
     assert "| `+ max` | `pool=subsample` | +0.00 points" in text
+    assert "The start is the ladder's rung" not in text  # it is the first
+    # a start above the first rung: the page says the rungs below are the ladder's steps, not these views'
+    _use_spec(tmp_path, monkeypatch, LADDER.format(base="preset: classic", top='"+ bn"', rungs="\n".join(
+        f"      - {r}" for r in ['{rung: "+ batches", optimizer: momentum, lr: 0.05, batch_size: 32}',
+                                 '{rung: "+ bn", batch_norm: true}'])).replace("    top:", '    start: "+ batches"\n    top:'))
+    text = one_change_section("smoke", tmp_path)
+    assert ("The start is the ladder's rung `+ batches`, not its first: what the rungs below it (`start`) change is "
+            "measured by the ladder's own steps, not in these views. `start` trains one example a step") in text
     # while the profile's runs are being trained, how many are in and no number
     text = LADDER.format(base=SUBSTITUTED, top='"+ bn"', rungs="\n".join(
         f"      - {r}" for r in ['{rung: "+ relu", act: relu}', '{rung: "+ max", pool: max}',

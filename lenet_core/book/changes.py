@@ -125,6 +125,17 @@ def one_change_section(profile: str, out_dir: Path) -> str:
               + "), and every run of both views would cost as much." if longest else "")
            + " A change worth much at the top but little alone needs the others; one worth much alone but little "
              "at the top has its work done by the others.\n"]
+    every = ladder(datasets[0], profile, include_pending=True)
+    names = [r.label for r in every]
+    if first.start.label in names and names.index(first.start.label) > 0:  # a start above the ladder's first rung
+        below = every[:names.index(first.start.label)]
+        one_a_step = [f"`{r.label}`" for r in below if r.config.batch_size == 1]
+        out.append(f"The start is the ladder's rung `{first.start.label}`, not its first: what the rungs below it "
+                   f"({', '.join(f'`{r.label}`' for r in below)}) change is measured by the ladder's own steps, not in "
+                   "these views"
+                   + (f". {', '.join(one_a_step)} train{'s' if len(one_a_step) == 1 else ''} one example a step, and "
+                      "each change applied alone there would too, at tens of thousands of optimizer steps a pass"
+                      if one_a_step else "") + ".\n")
     if not param_sets(notebook, profile):  # the profile's runs are being trained
         from ..executions import pending_configs
 
