@@ -8,6 +8,7 @@ them outside any notebook, several workers at once:
 
     python -m lenet_core store backlog --profile full                  # count and cost
     python -m lenet_core store backlog --profile full --train          # train (again and again)
+    python -m lenet_core store backlog --train --only weight_averaging # one chapter's part first
 
 A learning-rate search is known one stage at a time (its long stage once its short one is
 stored), so training goes round by round until nothing is left. Each worker claims a run before
@@ -41,9 +42,10 @@ class Part:
         return sum(c.epochs for c in self.todo)
 
 
-def parts(profile: str) -> list[Part]:
+def parts(profile: str, only: list[str] | None = None) -> list[Part]:
     """The unpublished runs of `profile` by what plans them, each run in the first part that
-    names it; a part with nothing planned is left out."""
+    names it; a part with nothing planned is left out. `only`: those parts (by name, or by the
+    notebook they belong to), refused with the valid names where one is unknown."""
     from .executions import pending_configs
     from .experiments import copies_in_progress, copy_comparison, load_spec, pending_seed_configs
     from .sweep import plan
@@ -67,7 +69,13 @@ def parts(profile: str) -> list[Part]:
                 unique[key] = c
         if unique:
             out.append(Part(name, len(unique), [c for k, c in unique.items() if load(k) is None]))
-    return out
+    if only is None:
+        return out
+    names = {p.name for p in out} | {p.name.split(" (")[0] for p in out}
+    unknown = [n for n in only if n not in names]
+    if unknown:
+        raise ValueError(f"unknown backlog part {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(names))}")
+    return [p for p in out if p.name in only or p.name.split(" (")[0] in only]
 
 
 def _speed_key(config: RunConfig, coarse: int = 0) -> tuple:
@@ -120,10 +128,10 @@ def stored_records():
             yield record
 
 
-def report(profile: str) -> str:
-    """The backlog of `profile` as lines: per part, runs to train of those planned, epochs and
-    estimated CPU-hours (one thread, at the stored runs' speed), then the total."""
-    speed, found = speeds(stored_records()), parts(profile)
+def report(profile: str, only: list[str] | None = None) -> str:
+    """The backlog of `profile` (or of its parts `only`) as lines: per part, runs to train of those
+    planned, epochs and estimated CPU-hours (one thread, at the stored runs' speed), then the total."""
+    speed, found = speeds(stored_records()), parts(profile, only)
     lines, total, unknown = [], 0.0, 0
     for part in found:
         estimates = [seconds(c, speed) for c in part.todo]
@@ -175,13 +183,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def train(profile: str, log=print, device: str | None = None) -> int:
-    """Train the backlog of `profile`, the costliest runs first, round by round until nothing
-    is left that another worker has not claimed; returns how many runs this worker trained."""
+def train(profile: str, log=print, device: str | None = None, only: list[str] | None = None) -> int:
+    """Train the backlog of `profile` (or of its parts `only`), the costliest runs first, round by
+    round until nothing is left that another worker has not claimed; returns how many runs this
+    worker trained."""
     trained = 0
     while True:
         speed = speeds(stored_records())
-        todo = [c for part in parts(profile) for c in part.todo]
+        todo = [c for part in parts(profile, only) for c in part.todo]
         todo.sort(key=lambda c: -(seconds(c, speed) or 0))
         done_this_round = 0
         for config in todo:

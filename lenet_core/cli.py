@@ -144,9 +144,12 @@ def cmd_store_backlog(args) -> int:
 
     if args.profile not in PROFILES:
         raise UserError(f"unknown profile {args.profile!r}; valid: {', '.join(PROFILES)}")
-    print(backlog.report(args.profile))
+    try:
+        print(backlog.report(args.profile, args.only))
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
     if args.train:
-        trained = backlog.train(args.profile, device=args.device)
+        trained = backlog.train(args.profile, device=args.device, only=args.only)
         print(f"trained {trained} run{'s' if trained != 1 else ''}; nothing is left that another worker has not claimed")
     return 0
 
@@ -244,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(LENET_THREADS=1): each claims a run before training it.")
     p.add_argument("--profile", default="full", help="smoke, quick or full (default: full)")
     p.add_argument("--train", action="store_true", help="train them (interrupted runs carry on)")
+    p.add_argument("--only", nargs="+", metavar="PART", help="only these parts (a notebook's name takes all of its parts)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.set_defaults(func=cmd_store_backlog)
 

@@ -81,6 +81,22 @@ def test_a_claim_of_a_live_process_is_respected_and_one_of_an_ended_process_take
     assert not path.exists()
 
 
+def test_only_the_parts_named_are_counted_and_trained(use_spec, capsys):
+    use_spec(SPEC + """  pooling:
+    base: {batch_size: 64}
+    params: {pool: [avg]}
+    pending: {smoke: true}
+""")
+    assert [p.name for p in backlog.parts("smoke")] == ["optimization", "pooling"]
+    assert [p.name for p in backlog.parts("smoke", ["pooling"])] == ["pooling"]
+    assert main(["store", "backlog", "--profile", "smoke", "--only", "pooling", "--train"]) == 0
+    out = capsys.readouterr().out
+    assert "pooling: 2 of 2 runs to train" in out and "optimization" not in out and "trained 2 runs" in out
+    assert [len(p.todo) for p in backlog.parts("smoke")] == [6, 0]  # the other part is untouched
+    assert main(["store", "backlog", "--profile", "smoke", "--only", "activation"]) == 2
+    assert "unknown backlog part 'activation'; valid: optimization, pooling" in capsys.readouterr().err
+
+
 def test_an_unknown_profile_is_refused(capsys):
     assert main(["store", "backlog", "--profile", "huge"]) == 2
     assert "unknown profile 'huge'; valid: smoke, quick, full" in capsys.readouterr().err
