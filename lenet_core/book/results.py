@@ -9,7 +9,7 @@ from ..executions import notebook_experiments, pending_configs
 from ..experiments import kind, ladder, load_spec, notebook_of_kind, param_sets, pending_rungs, profile_settings
 from ..config import SOFTMAX, SUBSTITUTES
 from ..train import view_count
-from ..stats import welch_p
+from ..stats import prediction_interval, welch_p
 from .cells import cell_of, experiment_cell, stored_of
 from .changes import one_change_section
 from .tuned import tuned_ladder_section
@@ -194,6 +194,13 @@ def published_goal_rows(profile: str) -> list[list[str]]:
             verdict += (f"; at the last epoch ours is {cell.summary('test_acc_last').format()}, "
                         f"{abs(last):.2f} points {'below' if last < 0 else 'above'}"
                         + (f", within {within:g}" if abs(last) <= within else ""))
+        if abs(gap) > within and len(cell.values(metric)) > 1:  # is the gap more than one run's seed gives?
+            low, high = prediction_interval(cell.values(metric))
+            inside = low <= published <= high
+            verdict += (f"; the published number is one run, and it lies {'inside' if inside else 'outside'} the 95% "
+                        f"prediction interval of one more run of ours ({100 * low:.2f} to {100 * high:.2f})"
+                        + (": the gap is within what the seed alone moves one run" if inside else
+                           ": more than the seed alone explains"))
         if len(cell.runs) < cell.expected:
             verdict += " (not every seed stored yet)"
         rows.append([dataset_title(entry["dataset"]), goal, cell.text(metric), verdict])
