@@ -71,11 +71,15 @@ def parts(profile: str, only: list[str] | None = None) -> list[Part]:
             out.append(Part(name, len(unique), [c for k, c in unique.items() if load(k) is None]))
     if only is None:
         return out
-    names = {p.name for p in out} | {p.name.split(" (")[0] for p in out}
-    unknown = [n for n in only if n not in names]
+
+    def names(part: Part) -> set[str]:  # its own, and the notebook's of "<notebook> (<copy> copy)"
+        return {part.name, part.name.split(" (")[0]}
+
+    valid = set().union(*map(names, out))
+    unknown = [n for n in only if n not in valid]
     if unknown:
-        raise ValueError(f"unknown backlog part {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(names))}")
-    return [p for p in out if p.name in only or p.name.split(" (")[0] in only]
+        raise ValueError(f"unknown backlog part {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(valid))}")
+    return [p for p in out if names(p) & set(only)]
 
 
 def _speed_key(config: RunConfig, coarse: int = 0) -> tuple:

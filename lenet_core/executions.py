@@ -68,7 +68,8 @@ def notebook_experiments(notebook: str, dataset: str, profile: str, seeds=None, 
             out += found.experiments()
             if found.chosen:
                 out.append(tuning.tuned(notebook, dataset, profile, seeds, data_copy, found, **values))
-        chosen_j = tuning.j_search(notebook, dataset, profile, data_copy, **params) if of_kind == "grid" else None
+        chosen_j = tuning.j_search(notebook, dataset, profile, data_copy, searches[0][2], **params) \
+            if of_kind == "grid" else None
         return out + (chosen_j.experiments() if chosen_j else [])
     if of_kind == "one_change":
         from .changes import one_change
@@ -97,7 +98,7 @@ def start(notebook: str, *, dataset: str = "mnist", profile: str = "quick", seed
 
     found = tuning.run(tuning.search(notebook, dataset, profile, data_copy, **params))
     display(found.table())
-    chosen_j = tuning.j_search(notebook, dataset, profile, data_copy, **params)
+    chosen_j = tuning.j_search(notebook, dataset, profile, data_copy, found, **params)
     if chosen_j:  # the MAP criterion's constant, at the chosen rate
         for e in chosen_j.experiments():
             e.run()

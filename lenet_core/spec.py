@@ -156,7 +156,7 @@ def _notebook(check: Layout, entry, where: str) -> None:
             if not isinstance(pending, list) or not all(p in PROFILES for p in pending):
                 check.fail(f"{where}.ladder[{i}].pending", f"expected a list of profiles; got {pending!r}; "
                                                            f"valid: {', '.join(PROFILES)}")
-        if all(r.get("pending") for r in entry["ladder"][-1:]):
+        if entry["ladder"][-1].get("pending"):
             check.fail(f"{where}.ladder[{len(entry['ladder']) - 1}].pending",
                        "the top rung cannot be pending: a pending rung's changes join the rung above it")
 

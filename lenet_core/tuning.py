@@ -69,8 +69,7 @@ class Search:
         rows, chosen = [], self.chosen
         for stage, exps in (("short", self.short), ("full", self.long)):
             for e in exps:
-                runs = e.stored_runs()
-                run = runs[0] if len(runs) else None
+                run = _seed_run(e)
                 rows.append(dict(lr=e.config.lr, stage=stage, epochs=e.config.epochs,
                                  status=run.status if run else "not stored",
                                  val_loss_best=run.metric("val_loss_best") if run else None,
@@ -112,12 +111,17 @@ def factors(notebook: str) -> list[float]:
     return list(check_notebook(notebook).get("lr_factors", []))
 
 
+def _seed_run(exp: Experiment):
+    """The stored run of a search experiment (one seed, the search seed); None while not stored."""
+    runs = exp.stored_runs()
+    return runs[0] if len(runs) else None
+
+
 def _score(exp: Experiment) -> float | None:
     """The search seed's validation loss (inf for a diverged run); None while it is not stored."""
-    runs = exp.stored_runs()
-    if not len(runs):
+    if (run := _seed_run(exp)) is None:
         return None
-    value = runs[0].metric(SELECT) if runs[0].ok else None
+    value = run.metric(SELECT) if run.ok else None
     return math.inf if value is None else value
 
 
@@ -166,11 +170,9 @@ class JSearch:
     runs: list[Experiment]  # one per value of the grid, once the rate is chosen; else empty
 
     def scores(self) -> list[float | None]:
-        out = []
-        for e in self.runs:
-            stored = e.stored_runs()
-            out.append(None if not len(stored) else (stored[0].metric(J_SELECT) or 0.0) if stored[0].ok else 0.0)
-        return out
+        """Each value's validation accuracy at the best epoch (0 for a diverged run); None while not stored."""
+        return [None if run is None else (run.metric(J_SELECT) or 0.0) if run.ok else 0.0
+                for run in map(_seed_run, self.runs)]
 
     @property
     def chosen(self) -> float | None:
@@ -189,8 +191,7 @@ class JSearch:
 
         chosen, rows = self.chosen, []
         for j, e in zip(self.grid, self.runs):
-            stored = e.stored_runs()
-            run = stored[0] if len(stored) else None
+            run = _seed_run(e)
             acc, loss = (run.metric("val_acc_best"), run.metric("val_loss_best")) if run and run.ok else (None, None)
             rows.append({"j": j, "lr": e.config.lr, "epochs": e.config.epochs,
                          "status": run.status if run else "not stored",
@@ -205,14 +206,15 @@ def j_grid(notebook: str) -> list[float]:
     return list(check_notebook(notebook).get("map_j_grid", []))
 
 
-def j_search(notebook: str, dataset: str, profile: str, data_copy: str | None = None, **params) -> JSearch | None:
+def j_search(notebook: str, dataset: str, profile: str, data_copy: str | None = None,
+             found: Search | None = None, **params) -> JSearch | None:
     """The choice of j for `params` of `notebook` on `dataset`, read from the store (nothing is
     trained); None where the entry has no `map_j_grid` or the set does not train with the MAP
-    criterion."""
+    criterion. `found`: the rate's search of these arguments when the caller has it already."""
     grid = j_grid(notebook)
     if not grid or build_config(check_notebook(notebook).get("base", {}), dataset, **params).loss != "map":
         return None
-    found = search(notebook, dataset, profile, data_copy, **params)
+    found = found or search(notebook, dataset, profile, data_copy, **params)
     runs = [] if found.chosen is None else [
         experiment(notebook, dataset=dataset, profile=profile, seeds=[rule()["seed"]], data_copy=data_copy,
                    label=f"j {j:g}", **{**params, "lr": found.chosen, "map_j": j}) for j in grid]

@@ -85,7 +85,7 @@ def pending_rungs_note(profile: str, ladders: dict) -> str:
     pending = pending_rungs(profile)
     if not pending or not ladders:
         return ""
-    stored, wanted = stored_of(c for c in pending_configs(profile, notebook_of_kind("ladder")))
+    stored, wanted = stored_of(pending_configs(profile, notebook_of_kind("ladder")))
     names = ", ".join(f'"{n}"' for n in pending)
     first = next(iter(ladders.values()))[0].label
     return (f"\nThe ladder's rung{'s' if len(pending) > 1 else ''} {names} {'are' if len(pending) > 1 else 'is'} "
