@@ -19,14 +19,14 @@ import torch
 from . import data
 from .config import RunConfig
 from .paths import atomic_write, checkpoints_dir, results_dir
-from .train import ENGINE_VERSION, TrainedRun, train
+from .train import TrainedRun, engine_version, train
 
 
 def run_key(config: RunConfig) -> str:
     """`<dataset>-<16 hex>`: same configuration, same data, same engine -> same key."""
     identity = dict(config=json.loads(config.canonical_json()),
                     data=data.identity(data.provenance(config.dataset, config.data_copy)),
-                    engine=ENGINE_VERSION)
+                    engine=engine_version(config))
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return f"{config.dataset}-{digest[:16]}"
 

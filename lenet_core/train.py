@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from datetime import datetime, timezone
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,20 @@ from .registry import AUGMENTATIONS, LOSSES, OPTIMIZERS, SCHEDULES
 # tests/test_train.py bounds; each record names its format in its provenance
 # (records without one ran in NCHW, reproduced exactly by train(config, fast=False)).
 ENGINE_VERSION = "1"
+# Changes that alter the numbers of some configurations only: each is named here with the
+# configurations it applies to, and its name joins those runs' engine version (and so their keys),
+# while every other stored run keeps its key.
+ENGINE_REVISIONS: dict[str, Callable[[RunConfig], bool]] = {
+    # SWA's best epoch is chosen among the epochs its average is evaluated at (the last
+    # 1 - swa_start of the run): before them the network validated is the raw one.
+    "swa-best-averaged": lambda config: config.average == "swa",
+}
+
+
+def engine_version(config: RunConfig) -> str:
+    """The engine version a run of `config` is keyed and recorded under: ENGINE_VERSION, then the
+    name of each revision that applies to it ("1+swa-best-averaged")."""
+    return "+".join([ENGINE_VERSION, *(name for name, applies in ENGINE_REVISIONS.items() if applies(config))])
 
 EVAL_BATCH = 2048
 DIAGNOSTIC_BATCH = 1024
@@ -252,7 +267,7 @@ def _load_state(path, config: RunConfig, dev: torch.device, layout) -> dict | No
     except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError):
         return None
     same = (state.get("config") == config.to_dict() and state.get("device") == dev.type
-            and state.get("layout") == str(layout) and state.get("engine_version") == ENGINE_VERSION)
+            and state.get("layout") == str(layout) and state.get("engine_version") == engine_version(config))
     return state if same else None
 
 
@@ -381,7 +396,9 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
         history.append(dict(**entry, val_loss=val["loss"], val_acc=val["acc"], lr=lr_start,
                             seconds=time.perf_counter() - t0))
         bar.set_postfix(val_acc=f"{val['acc']:.4f}")
-        if best is None or val["loss"] < best["val_loss"]:
+        if not getattr(optimizer, "evaluating_average", True):
+            pass  # SWA before its average starts: the raw network is validated, and chosen by none
+        elif best is None or val["loss"] < best["val_loss"]:
             best, wait = dict(epoch=epoch + 1, val_loss=val["loss"], val_acc=val["acc"], state=_snapshot(model)), 0
         else:
             wait += 1
@@ -389,7 +406,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
                 stopped_early = True
                 break
         if resume is not None and epoch + 1 < config.epochs:  # everything the next epoch starts from
-            saved = dict(config=config.to_dict(), device=dev.type, layout=str(layout), engine_version=ENGINE_VERSION,
+            saved = dict(config=config.to_dict(), device=dev.type, layout=str(layout), engine_version=engine_version(config),
                          model=model.state_dict(), optimizer=optimizer.state_dict(), rng=torch.get_rng_state(),
                          generator=g.get_state(), history=history, best=best, wait=wait, initial=initial,
                          resumed=resumed, seconds=time.perf_counter() - started,
@@ -427,7 +444,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
         diagnostics = None
 
     record = dict(
-        engine_version=ENGINE_VERSION,
+        engine_version=engine_version(config),
         config=config.to_dict(),
         data=data.provenance,
         status=status,

@@ -1,9 +1,12 @@
+import importlib
 import json
 
 import pytest
 
 from lenet_core import data, store
 from lenet_core.config import RunConfig
+
+train_module = importlib.import_module("lenet_core.train")  # the module (lenet_core.train is the function)
 
 pytestmark = pytest.mark.usefixtures("mnist_ready")
 
@@ -15,12 +18,23 @@ def test_run_key_depends_on_config_seed_data_and_engine(monkeypatch):
     assert key.startswith("mnist-") and key == store.run_key(RunConfig.from_dict(CFG.to_dict()))
     assert store.run_key(CFG.replace(seed=1)) != key
     assert store.run_key(CFG.replace(act="tanh")) != key
-    monkeypatch.setattr(store, "ENGINE_VERSION", "999")
+    monkeypatch.setattr(train_module, "ENGINE_VERSION", "999")
     assert store.run_key(CFG) != key
     monkeypatch.undo()
     prov = dict(data.provenance("mnist"), content_sha256="0" * 64)
     monkeypatch.setattr(data, "provenance", lambda name, copy="official": prov)
     assert store.run_key(CFG) != key
+
+
+def test_an_engine_revision_changes_only_the_keys_of_the_runs_it_applies_to(monkeypatch):
+    swa, ema = CFG.replace(average="swa"), CFG.replace(average="ema")
+    keys = {c: store.run_key(c) for c in (CFG, swa, ema)}
+    assert train_module.engine_version(swa) == "1+swa-best-averaged" and train_module.engine_version(ema) == "1"
+    monkeypatch.setitem(train_module.ENGINE_REVISIONS, "probe", lambda c: c.average == "ema")
+    assert store.run_key(ema) != keys[ema]
+    assert store.run_key(CFG) == keys[CFG] and store.run_key(swa) == keys[swa]
+    monkeypatch.delitem(train_module.ENGINE_REVISIONS, "swa-best-averaged")
+    assert store.run_key(swa) != keys[swa]
 
 
 def test_the_key_ignores_where_the_data_came_from(monkeypatch):

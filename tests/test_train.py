@@ -484,3 +484,18 @@ def test_a_state_file_of_another_run_is_not_resumed(tmp_path):
     assert _curves(record) == _curves(train(config).record)
     state.write_bytes(b"not a state file")  # unreadable: starts over too
     assert _curves(train(config, resume=state).record) == _curves(record)
+
+
+def test_swa_chooses_its_best_epoch_among_the_epochs_its_average_is_validated_at():
+    """Before swa_start the raw network is validated; it is never the run's choice, even where its
+    validation loss is the lowest of the run (epoch 5 of this one). EMA is averaged throughout."""
+    config = RunConfig(train_size=128, epochs=8, batch_size=16, lr=0.01, average="swa", swa_start=0.75)
+    record = train(config, progress=False).record
+    losses = [h["val_loss"] for h in record["history"]]
+    start = 6  # floor(0.75 * 8): epochs 7 and 8 are the average's
+    assert min(losses) < min(losses[start:])  # a raw epoch is the lowest: the rule decides here
+    assert record["metrics"]["best_epoch"] == start + 1 + losses[start:].index(min(losses[start:]))
+    assert record["engine_version"] == "1+swa-best-averaged"
+    ema = train(config.replace(average="ema"), progress=False).record
+    ema_losses = [h["val_loss"] for h in ema["history"]]
+    assert ema["metrics"]["best_epoch"] == 1 + ema_losses.index(min(ema_losses)) and ema["engine_version"] == "1"
