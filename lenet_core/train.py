@@ -257,6 +257,43 @@ def fast_layout(batch_size: int, device: torch.device) -> tuple[torch.memory_for
     return torch.channels_last, True
 
 
+def compiles_step(config: RunConfig, device: torch.device) -> bool:
+    """Whether the fast path compiles the step's forward and backward into one function
+    (`compiled_objective`): at one example a step on a CPU, where the step is a few hundred small
+    kernels and PyTorch's dispatch of each costs more than its arithmetic (bench/sdlm.py: about
+    twice the steps a second). Only where nothing in the step draws random numbers or reads a
+    batch's statistics (no dropout, no batch norm, no augmentation or mixing) or adds a penalty
+    (L1); `train` leaves out SAM too (a second gradient). The compiled function computes the
+    eager one, up to float rounding."""
+    return (config.batch_size == 1 and device.type == "cpu" and not config.dropout and not config.batch_norm
+            and config.augment == "none" and config.mix == "none" and not config.l1)
+
+
+def compiled_objective(model: nn.Module, criterion: Callable) -> Callable:
+    """objective(x, y) -> (output, loss) that leaves the loss's gradients in every parameter's
+    .grad, as `loss.backward()` does, from one torch.compile'd function of the weights
+    (torch.func.grad_and_value over torch.func.functional_call of `model`)."""
+    from torch.func import functional_call, grad_and_value
+
+    names, params = zip(*model.named_parameters())
+    buffers = dict(model.named_buffers())
+
+    def loss_of(weights, x, y):
+        out = functional_call(model, (dict(zip(names, weights)), buffers), (x,))
+        loss = criterion(out, y)
+        return loss, out.detach()
+
+    gradient = torch.compile(grad_and_value(loss_of, has_aux=True), dynamic=False)
+
+    def objective(x, y):
+        grads, (loss, out) = gradient([p.detach() for p in params], x, y)
+        for p, g in zip(params, grads):
+            p.grad = g
+        return out, loss
+
+    return objective
+
+
 def _load_state(path, config: RunConfig, dev: torch.device, layout) -> dict | None:
     """The state `train` left in `path` for this configuration, on this kind of device and memory
     format; None when there is none (or it is another run's, or unreadable: the run starts over)."""
@@ -320,6 +357,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
     two_pass = getattr(optimizer, "needs_closure", False)  # SAM: a second gradient at perturbed weights
     begin_pass = getattr(getattr(optimizer, "base", optimizer), "begin_pass", None)  # SDLM: curvature
     criterion = LOSSES[config.loss](config)
+    compiled = compiled_objective(model, criterion) if fast and compiles_step(config, dev) and not two_pass else None
     evaluate_views = partial(evaluate, views=config.test_augment, fill=data.background)
     lr_factor = SCHEDULES[config.schedule]
     l1_params = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, TableConv2d))]
@@ -377,7 +415,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
                     return out, loss
 
                 optimizer.zero_grad(set_to_none=True)
-                out, loss = objective()
+                out, loss = compiled(x, y) if compiled else objective()
                 optimizer.step(lambda: objective()[1]) if two_pass else optimizer.step()
                 loss_sum += loss.detach() * len(y)
                 correct += (out.argmax(1) == y).sum()
@@ -461,6 +499,7 @@ def train(config: RunConfig, *, device: str | None = None, progress: bool | None
             threads=torch.get_num_threads(),
             memory_format="channels_last" if layout == torch.channels_last else "nchw",
             conv_kernels="onednn" if use_onednn else "native",  # records without it: oneDNN
+            step="compiled" if compiled else "eager",  # records without it: eager
             train_seconds=round(train_seconds, 3),  # the epochs, validation included
             wall_seconds=round(time.perf_counter() - started, 3),  # plus the final test evaluation
             train_images_per_second=round(n * len(history) / train_seconds, 1),
