@@ -11,6 +11,10 @@ of its rungs) weighs each change between the two, the rungs above `start` up to 
 - **add one to the start**: the `start` rung plus that rung's fields alone; the gain over the
   start is what the change is worth alone.
 
+- **candidates at the top** (the entry's `candidates`): changes the ladder does not have yet, each
+  added to the top alone. Judged on validation accuracy against the top (`candidate_family`), a
+  candidate that helps there is what earns a new rung of the ladder on that dataset.
+
 Both sets are derived from the ladder's definition, so a new rung joins both views. Every run has
 the ladder's epochs and training set (the top's and the start's runs are the ladder's own runs,
 for the seeds of the entry's profile). A combination the engine refuses (say, a setting that needs
@@ -26,8 +30,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .experiments import Experiment, check_notebook, experiment, notebook_of_kind, profile_settings, rung_changes
-from .findings import ALPHA, METRIC, Contrast, _p, holm, judge
+from .experiments import (Experiment, check_notebook, experiment, notebook_of_kind, per_dataset, profile_settings,
+                          rung_changes)
+from .findings import ALPHA, METRIC, Contrast, Family, _p, holm, judge
 from .records import Runs
 from .stats import Summary, interaction
 
@@ -55,6 +60,23 @@ class Change:
 
 
 @dataclass
+class Candidate:
+    """A change the ladder does not have, added to its top alone."""
+
+    label: str
+    values: dict  # the fields it sets (resolved for the dataset)
+    at_top: Experiment | None  # the top with it; None when refused
+    refused: str = ""  # why it is not trained
+
+    def differs(self, top: Experiment) -> dict[str, tuple]:
+        """The fields in which it differs from the top: name -> (the top's value, its value)."""
+        if self.at_top is None:
+            return {}
+        a, b = top.config.to_dict(), self.at_top.config.to_dict()
+        return {k: (a[k], b[k]) for k in a if a[k] != b[k] and k != "seed"}
+
+
+@dataclass
 class OneChange:
     """The two views of one ladder on one dataset."""
 
@@ -65,10 +87,13 @@ class OneChange:
     start: Experiment
     top: Experiment
     changes: list[Change]
+    candidates: list[Candidate] = field(default_factory=list)
 
     def experiments(self) -> list[Experiment]:
-        """Every experiment of both views: the start, the top, then each change's trained views."""
-        return [self.start, self.top] + [e for c in self.changes for e in (c.without, c.alone) if e is not None]
+        """Every experiment of both views: the start, the top, then each change's trained views,
+        then each candidate at the top."""
+        return ([self.start, self.top] + [e for c in self.changes for e in (c.without, c.alone) if e is not None]
+                + [c.at_top for c in self.candidates if c.at_top is not None])
 
 
 def one_change(dataset: str = "mnist", profile: str = "quick", seeds: list[int] | None = None,
@@ -84,10 +109,11 @@ def one_change(dataset: str = "mnist", profile: str = "quick", seeds: list[int] 
     top_i = names.index(entry["top"])
     seeds = list(profile_settings(notebook, profile)["seeds"]) if seeds is None else seeds
 
-    def build(label: str, chosen: list[int]) -> Experiment:
+    def build(label: str, chosen: list[int], extra: dict | None = None) -> Experiment:
         values: dict = {}
         for i in chosen:
             values.update(rungs[i][1])
+        values.update(extra or {})
         return experiment(ladder_nb, dataset=dataset, profile=profile, seeds=seeds, label=label,
                           data_copy=data_copy, **values)
 
@@ -112,7 +138,46 @@ def one_change(dataset: str = "mnist", profile: str = "quick", seeds: list[int] 
                 continue
             setattr(change, view, exp)
         changes.append(change)
-    return OneChange(notebook, ladder_nb, dataset, profile, start, top, changes)
+    candidates = []
+    for spec in entry.get("candidates", []):
+        values = {k: per_dataset(v, dataset) for k, v in spec.items() if k != "rung"}
+        candidate = Candidate(spec["rung"], values, None)
+        try:
+            exp = build(spec["rung"], list(range(top_i + 1)), values)
+        except ValueError as exc:  # a combination the engine refuses
+            candidate.refused = str(exc)
+        else:
+            if exp.config == top.config:
+                candidate.refused = "the top already has every field it sets"
+            else:
+                candidate.at_top = exp
+        candidates.append(candidate)
+    return OneChange(notebook, ladder_nb, dataset, profile, start, top, changes, candidates)
+
+
+def candidate_family(weighed: OneChange, runs_of: Callable[[Experiment], Runs] | None = None,
+                     metric: str = "val_acc_best") -> Family:
+    """Each candidate at the top against the top, one Holm family, on `metric` (validation
+    accuracy: what decides whether a candidate earns a rung; the test set chooses nothing)."""
+    runs_of = runs_of or (lambda e: e.stored_runs())
+    top = runs_of(weighed.top)
+    return judge([(c.label, runs_of(c.at_top), top) for c in weighed.candidates if c.at_top is not None], metric)
+
+
+def candidate_rows(weighed: OneChange, runs_of: Callable[[Experiment], Runs] | None = None) -> list[dict]:
+    """One row per candidate: the fields it changes at the top, its difference from the top on
+    validation accuracy with the verdict that decides its rung, and on test accuracy beside it."""
+    val = {c.label: c for c in candidate_family(weighed, runs_of).contrasts}
+    test = {c.label: c for c in candidate_family(weighed, runs_of, metric="test_acc_best").contrasts}
+    rows = []
+    for c in weighed.candidates:
+        v, t = val.get(c.label), test.get(c.label)
+        rows.append({"candidate": c.label,
+                     "changes": ", ".join(f"{k}={new}" for k, (_, new) in c.differs(weighed.top).items()) or "–",
+                     "validation acc vs the top": v.points() if v else "–",
+                     "on validation": VERDICT_WORDS.get(v.verdict, v.verdict) if v else "refused",
+                     "test acc vs the top": t.points() if t else "–"})
+    return rows
 
 
 # -- what each change is worth ---------------------------------------------------------------------

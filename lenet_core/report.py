@@ -229,6 +229,16 @@ def one_change_table(weighed, worths) -> pd.DataFrame:
     return pd.DataFrame(worth_rows(weighed, worths))
 
 
+def candidates_table(weighed, runs_of=None) -> pd.DataFrame:
+    """Each technique after 2015 added to the top of the ladder alone (`lenet_core.changes`): what it
+    changes, its difference from the top on validation accuracy (95% CI) with the verdict that decides
+    whether it earns a rung, and on test accuracy. `runs_of`: the runs of an experiment (default:
+    the store's)."""
+    from .changes import candidate_rows
+
+    return pd.DataFrame(candidate_rows(weighed, runs_of))
+
+
 def tuned_ladder_table(searched, shared: dict, dataset: str, profile: str, seeds=None,
                        data_copy: str | None = None) -> pd.DataFrame:
     """Each rung at its recipe's learning rate (`shared`: the ladder's runs by rung name) and at its

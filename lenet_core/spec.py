@@ -27,7 +27,7 @@ KINDS = ("grid", "ladder", "setups", "one_change")
 ENTRY_KEYS = ("kind", "base", "params", "profiles", "pending")
 KIND_KEYS = {"grid": (), "ladder": ("ladder",), "setups": ("setups",), "one_change": ("of", "top")}  # required
 OPTIONAL_KIND_KEYS = {"grid": ("more_seeds", "lr_factors", "map_j_grid"), "ladder": ("lr_factors",), "setups": (),
-                      "one_change": ("start",)}
+                      "one_change": ("start", "candidates")}
 # A one_change entry's runs are its ladder's: its profiles choose only seeds and datasets.
 ONE_CHANGE_PROFILE_KEYS = ("seeds", "datasets")
 SETUP_KEYS = ("title", "dataset", "reference", "config")
@@ -164,7 +164,8 @@ def _notebook(check: Layout, entry, where: str) -> None:
 def _one_change(check: Layout, entry: dict, where: str, notebooks: dict) -> None:
     """`of`: a notebook of kind ladder; `top` and `start` (default: the
     first rung): two of its rungs, the start below the top. No base or params: the runs are the
-    ladder's own, with the seeds (and datasets) of this entry's profiles."""
+    ladder's own, with the seeds (and datasets) of this entry's profiles. `candidates`: changes
+    the ladder does not have, each named like a rung (a name no rung has) with the fields it sets."""
     for key in ("base", "params"):
         if key in entry:
             check.fail(f"{where}.{key}", "an entry of kind one_change trains its ladder's runs (`of`): it has "
@@ -177,6 +178,17 @@ def _one_change(check: Layout, entry: dict, where: str, notebooks: dict) -> None
     names = [r.get("rung") for r in ladders[ladder]["ladder"]]
     top = check.choice(entry["top"], f"{where}.top", names[1:], "rung above the first")
     check.choice(entry.get("start", names[0]), f"{where}.start", names[:names.index(top)], "rung below the top")
+    candidates = entry.get("candidates", [])
+    if not isinstance(candidates, list):
+        check.fail(f"{where}.candidates", "expected a list of changes, each {rung: its name, fields...}")
+    seen = set(names)
+    for i, candidate in enumerate(candidates):
+        candidate = _config(check, candidate, f"{where}.candidates[{i}]", ["rung", *config_fields()])
+        if not isinstance(candidate.get("rung"), str) or len(candidate) < 2:
+            check.fail(f"{where}.candidates[{i}]", "expected {rung: its name, and the fields it sets}")
+        if candidate["rung"] in seen:
+            check.fail(f"{where}.candidates[{i}].rung", f"{candidate['rung']!r} names a rung or candidate already")
+        seen.add(candidate["rung"])
 
 
 def pending_sets(entry: dict, profile: str) -> list[dict]:

@@ -46,6 +46,20 @@ def test_each_configuration_differs_from_the_top_or_the_start_in_exactly_one_cha
     assert weighed.changes[0].alone.config == rungs[1].config
 
 
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
+def test_each_candidate_differs_from_the_top_in_its_own_fields_only(dataset):
+    experiments._load.cache_clear()
+    weighed = changes.one_change(dataset, "full")
+    assert len(weighed.candidates) == len(experiments.check_notebook("which_change")["candidates"]) > 0
+    for c in weighed.candidates:
+        assert not c.refused and c.at_top.seeds == weighed.top.seeds, c.label
+        assert c.at_top.config.epochs == weighed.top.config.epochs
+        differs = c.differs(weighed.top)
+        assert differs and {k: new for k, (_, new) in differs.items()} == c.values, c.label
+    assert len(weighed.experiments()) == 2 + sum((c.without is not None) + (c.alone is not None)
+                                                 for c in weighed.changes) + len(weighed.candidates)
+
+
 LADDER = """
 profiles:
   smoke: {{epochs: 2, train_size: 512, seeds: [0], datasets: [mnist]}}
@@ -125,6 +139,12 @@ def test_a_rung_set_again_above_it_is_undone_where_it_reaches_the_top_and_a_refu
     ("    profiles: {full: {seeds: [0, 1, 2]}}\n    pending: {full: true}\n",
      "    profiles: {full: {seeds: [0, 1, 2], epochs: 10}}\n",
      "notebooks.which_change.profiles.full: unknown key 'epochs' (a profile of an entry of kind one_change"),
+    ('      - {rung: "+ Muon", optimizer: muon}\n', '      - {rung: "+ ReLU", act: relu}\n',
+     "notebooks.which_change.candidates[0].rung: '+ ReLU' names a rung or candidate already"),
+    ('      - {rung: "+ Muon", optimizer: muon}\n', '      - {rung: "+ nothing"}\n',
+     "notebooks.which_change.candidates[0]: expected {rung: its name, and the fields it sets}"),
+    ('      - {rung: "+ Muon", optimizer: muon}\n', '      - {rung: "+ x", acts: relu}\n',
+     "notebooks.which_change.candidates[0]: unknown key 'acts'"),
 ])
 def test_a_bad_one_change_entry_is_refused_where_it_is(tmp_path, monkeypatch, old, new, error):
     assert error in _refused(tmp_path, monkeypatch, old, new)
@@ -194,3 +214,49 @@ def test_the_results_section_says_which_change_matters_from_the_store(tmp_path, 
     assert f"are being trained: {len(wanted)} of {len(wanted)} are in the store" in section
     assert "Worth most" not in section
     experiments._load.cache_clear()
+
+
+@pytest.mark.usefixtures("mnist_ready")
+def test_a_candidate_better_than_the_top_on_validation_earns_a_rung_and_the_page_says_so(tmp_path, monkeypatch):
+    from lenet_core.book.changes import candidates_part
+
+    text = LADDER.format(base=SUBSTITUTED, top='"+ bn"', rungs='      - {rung: "+ bn", batch_norm: true}') + \
+        '    candidates: [{rung: "+ ema", average: ema}, {rung: "+ swa", average: swa}, {rung: "+ bn again", batch_norm: true}]\n'
+    _use_spec(tmp_path, monkeypatch, text)
+    weighed = changes.one_change("mnist", "smoke")
+    ema, swa, again = weighed.candidates
+    assert again.at_top is None and again.refused == "the top already has every field it sets"
+    assert ema.differs(weighed.top) == {"average": ("none", "ema")}
+    # validation decides: EMA is better on validation (and worse on test, which chooses nothing);
+    # SWA is better on test only
+    for exp, val, test in ((weighed.top, 0.95, 0.95), (ema.at_top, 0.97, 0.94), (swa.at_top, 0.95, 0.97)):
+        for i, config in enumerate(exp.configs):
+            record = fake_record(config, [val - 0.05, val + 0.001 * (i - 0.5)])
+            record["metrics"]["test_acc_best"] = test + 0.001 * (i - 0.5)
+            store(record)
+    family = {c.label: c.verdict for c in changes.candidate_family(weighed).contrasts}
+    assert family == {"+ ema": "better", "+ swa": "undecided"}
+    part = candidates_part(weighed)
+    assert "these help and earn a rung of the ladder: `+ ema` (+2.00 points" in part
+    assert "no difference the seeds can detect for `+ swa` (+0.00 points" in part
+    assert "`+ bn again` is not trained at the top: the top already has every field it sets." in part
+    assert "| `+ swa` | `average=swa` | +0.00 points, 95% CI -0.30 to +0.30 | undecided | +2.00 points" in part
+    assert "| `+ ema` | `average=ema` | +2.00 points, 95% CI +1.70 to +2.30 | helps | -1.00 points" in part
+    assert "| `+ bn again` | – | – | refused | – |" in part
+    experiments._load.cache_clear()
+
+
+def test_the_ladder_has_a_rung_for_each_candidate_that_earns_one_in_the_full_profile():
+    """On each dataset: a rung named as the candidate, changing what the candidate changes there,
+    for every candidate better than the top on validation in the full profile's stored runs, and no
+    rung of a candidate that is not."""
+    experiments._load.cache_clear()
+    if experiments.pending_sets(experiments.check_notebook("which_change"), "full"):
+        pytest.skip("the full profile's runs of which_change are being trained")
+    for dataset in DATASETS:
+        weighed = changes.one_change(dataset, "full")
+        earned = {c.label for c in changes.candidate_family(weighed).contrasts if c.verdict == "better"}
+        rungs = experiments.ladder(dataset, "full")
+        applied = {r.label for below, r in zip(rungs, rungs[1:]) if r.config != below.config}
+        names = {c.label for c in weighed.candidates}
+        assert applied & names == earned, dataset

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import plots
-from ..changes import VERDICT_WORDS, OneChange, Worth, one_change, worth, worth_rows
+from ..changes import (VERDICT_WORDS, OneChange, Worth, candidate_family, candidate_rows, one_change, worth,
+                       worth_rows)
 from ..experiments import kind, ladder, load_spec, notebook_of_kind, param_sets, profile_settings, rung_changes
 from ..findings import ALPHA
 from .cells import stored_of
@@ -92,6 +93,35 @@ def change_sentences(weighed: OneChange, worths: list[Worth]) -> str:
     return " ".join(out)
 
 
+def candidates_part(weighed: OneChange) -> str:
+    """The candidates added to the top on one dataset: a sentence of which earn a rung (better on
+    validation accuracy, Holm), and a table with validation and test differences; '' when the entry
+    has none."""
+    if not weighed.candidates:
+        return ""
+    judged = [c for c in candidate_family(weighed).contrasts if c.verdict != "untested"]
+
+    def named(verdict: str) -> str:
+        return "; ".join(f"`{c.label}` ({c.points()})" for c in sorted(
+            (c for c in judged if c.verdict == verdict), key=lambda c: -c.difference.mean))
+
+    if not judged:
+        sentence = "nothing to compare yet (fewer than two seeds trained to the end on a side)."
+    else:
+        parts = [f"{what} {named(v)}" for v, what in (("better", "these help and earn a rung of the ladder:"),
+                                                        ("worse", "these hurt:"),
+                                                        ("undecided", "no difference the seeds can detect for"))
+                 if named(v)]
+        sentence = (f"{len(judged)} comparison{'s' if len(judged) > 1 else ''} on validation accuracy, Holm at "
+                    f"{ALPHA:.0%}: " + "; ".join(parts) + "." + ("" if named("better") else " None earns a rung."))
+    refused = "".join(f" `{c.label}` is not trained at the top: {c.refused}." for c in weighed.candidates if c.refused)
+    rows = candidate_rows(weighed)
+    return (f"**After 2015, added to the top** (`{weighed.top.label}` with one technique of the chapters after Adam): "
+            f"{sentence}{refused}\n\n"
+            + md_table(list(rows[0]), [[f"`{r['candidate']}`", f"`{r['changes']}`" if r["changes"] != "–" else "–",
+                                        *list(r.values())[2:]] for r in rows], "llrlr"))
+
+
 def one_change_section(profile: str, out_dir: Path) -> str:
     """The section, or what is missing: nothing where the specification has no entry of kind
     one_change; how many runs are in while the profile's runs are being trained."""
@@ -124,7 +154,10 @@ def one_change_section(profile: str, out_dir: Path) -> str:
               + "; ".join(f"{e} epochs on {', '.join(names)}" for e, names in longest.items())
               + "), and every run of both views would cost as much." if longest else "")
            + " A change worth much at the top but little alone needs the others; one worth much alone but little "
-             "at the top has its work done by the others.\n"]
+             "at the top has its work done by the others."
+           + (f" **Added to the top:** each of {len(first.candidates)} techniques of the chapters after Adam, which "
+              "the ladder does not have, added to the top alone, the same seeds and epochs; one better than the top "
+              "on validation earns a rung of the ladder on that dataset." if first.candidates else "") + "\n"]
     every = ladder(datasets[0], profile, include_pending=True)
     names = [r.label for r in every]
     if first.start.label in names and names.index(first.start.label) > 0:  # a start above the ladder's first rung
@@ -165,9 +198,13 @@ def one_change_section(profile: str, out_dir: Path) -> str:
                                                                      and v != "–" else v
                                                                      for k, v in list(r.items())[1:]] for r in rows],
                             "llrlrr") if rows else "")
+        out.append(candidates_part(weighed))
     out.append(f"Points of test accuracy at the best-validation epoch: worth at the top = the top minus the top "
                f"without the change; gain alone = the start with it minus the start; each view one family of "
                f"comparisons judged at {ALPHA:.0%} with Holm's correction ({', '.join(VERDICT_WORDS.values())}: "
                f"what the change does in that view). The last column is the difference of the two, with its own "
-               f"95% interval and Holm-adjusted p over the changes measured in both views.\n")
+               f"95% interval and Holm-adjusted p over the changes measured in both views."
+               + (" The candidates after 2015 are judged on validation accuracy (best epoch), the test set "
+                  "beside it choosing nothing: a candidate better on validation earns a rung on that dataset."
+                  if first.candidates else "") + "\n")
     return "\n".join(out)
