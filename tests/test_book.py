@@ -575,3 +575,24 @@ def test_the_lossy_note_shows_only_while_the_book_publishes_a_lossy_copy(monkeyp
     assert "come from a lossy JPEG copy of CIFAR-10" in cifar_note()
     monkeypatch.setattr(experiments, "published_copy", lambda dataset: "official")
     assert cifar_note() == ""
+
+
+def test_a_last_epoch_chapter_shows_the_last_epoch_and_the_epochs_validation_chose():
+    """The weight-averaging chapter: every setting at its last epoch against the baseline's, and the
+    best-validation epochs (fewest to most over the seeds), from the records."""
+    from lenet_core.book.cells import Cell
+    from lenet_core.book.chapters import last_epoch_part
+    from lenet_core.book.reference import CHAPTERS
+
+    assert [c.notebook for c in CHAPTERS if c.last_epoch] == ["weight_averaging"]
+    cells = []
+    for average, last, best_epochs in (("none", [0.90, 0.91, 0.92], [5, 9, 13]), ("swa", [0.95, 0.96, 0.97], [23, 23, 24])):
+        records = []
+        for seed, (acc, epoch) in enumerate(zip(last, best_epochs)):
+            record = fake_record(RunConfig(average=average, seed=seed, epochs=30), [0.5] * 30)
+            record["metrics"].update(test_acc_last=acc, best_epoch=epoch)
+            records.append(record)
+        cells.append(Cell(records, 3))
+    text = last_epoch_part(["average=none", "average=swa"], {"mnist": cells}, ["mnist"], 0)
+    assert "| `average=none` (baseline) | 91.00 ± 2.48 (n=3) | baseline | 5–13 of 30 |" in text
+    assert re.search(r"\| `average=swa` \| 96\.00 ± 2\.48 \(n=3\) \| 0\.0\d+ \| 23–24 of 30 \|", text), text

@@ -36,6 +36,31 @@ def pending_chapter(notebook: str, profile: str) -> str:
             f"`make book PROFILE=quick` shows the chapter on the quick profile's short runs meanwhile.\n")
 
 
+def last_epoch_part(labels: list[str], grid: dict, datasets: list[str], base: int | None) -> str:
+    """Test accuracy at the last epoch, every setting against the baseline there too, and the
+    epochs validation chose (fewest to most over the seeds): where an average covers the last
+    epochs, whether validation chose them."""
+    metric = "test_acc_last"
+    rows = []
+    for i, label in enumerate(labels):
+        row = [f"`{label}`" + (" (baseline)" if i == base else "")]
+        for d in datasets:
+            cell = grid[d][i]
+            row.append(cell.text(metric))
+            row.append("baseline" if i == base else "–" if base is None or not cell.applicable or not cell.runs
+                       else format_p(welch_p(cell.values(metric), grid[d][base].values(metric))))
+            epochs = sorted(e for e in (r.metric("best_epoch") for r in cell.ok) if e is not None)
+            row.append(f"{epochs[0]}–{epochs[-1]} of {cell.ok[0].metrics['epochs_run']}" if epochs else "–")
+        rows.append(row)
+    headers = ["setting"]
+    for d in datasets:
+        headers += [dataset_title(d), f"p ({dataset_title(d)})", f"best-val epochs ({dataset_title(d)})"]
+    return ("### Test accuracy at the last epoch\n\nThe same runs at their last epoch, where an average covers "
+            "the most epochs: mean ± 95% CI, p against the baseline's last epoch (Welch). The book's number is "
+            "the one above, at the best-validation epoch; the epochs validation chose are beside it (fewest to "
+            "most over the seeds).\n\n" + md_table(headers, rows))
+
+
 def chapter_fragment(chapter: Chapter, profile: str, out_dir: Path) -> str:
     nb = chapter.notebook
     settings = profile_settings(nb, profile)
@@ -87,6 +112,8 @@ def chapter_fragment(chapter: Chapter, profile: str, out_dir: Path) -> str:
                "(with two or three seeds, only large differences can reach a small p). – : no run stored "
                "yet; n/a: a combination the dataset does not allow.\n")
     out.append(md_table(headers, rows))
+    if chapter.last_epoch:
+        out.append(last_epoch_part(labels, grid, datasets, base))
     # figures
     out.append("### Per dataset\n")
     any_figure = False

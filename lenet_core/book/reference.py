@@ -32,6 +32,9 @@ class Chapter:
     # network (ReLU, max pooling, PyTorch's init, Adam 1e-3 constant, no
     # regularization, no early stopping, no augmentation).
     baseline: dict
+    # A chapter whose technique acts at the end of training (an average of the last epochs) also
+    # shows every setting's test accuracy at the last epoch, and the epochs validation chose.
+    last_epoch: bool = False
 
 
 CHAPTERS = (
@@ -48,6 +51,6 @@ CHAPTERS = (
     # After 2015: each against the current recipe of its kind (AdamW with a cosine schedule; the
     # augmentation chapter's shifts, and flips where they keep an image's meaning).
     Chapter("modern_optimizers", "Optimizers after Adam", {"optimizer": "adamw"}),
-    Chapter("weight_averaging", "Weight averaging", {"average": "none"}),
+    Chapter("weight_averaging", "Weight averaging", {"average": "none"}, last_epoch=True),
     Chapter("mixing", "Mixing augmentations", {"mix": "none"}),
 )
